@@ -1,0 +1,26 @@
+# Two entry points, each doing its own set-up: `make run` (the main job) and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test bench clean
+
+$(STAMP): pyproject.toml scripts/setup
+	bash scripts/setup
+	@touch $@
+
+setup: $(STAMP)
+
+# The daemon on the bundled sample (no microphone needed), captions echoed to stdout.
+run: $(STAMP)
+	$(VENV)/bin/npustream run --source sample --echo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,3 @@
+from npustream.cli import main
+
+raise SystemExit(main())
