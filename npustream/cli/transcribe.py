@@ -1,0 +1,60 @@
+"""`npustream transcribe FILE`: timestamped text from an audio file, on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+FORMATS = ("txt", "srt", "vtt", "json")
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Options every command that runs the model shares (transcribe, run)."""
+    from npustream.engines import ENGINE_NAMES
+
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default="cpu", help="encoder engine (default: cpu)")
+    parser.add_argument("--model-dir", default=None,
+                        help="a CTranslate2 Whisper model directory (default: the packaged Whisper base)")
+    parser.add_argument("--compute-type", default="int8", choices=("int8", "float32"),
+                        help="ctranslate2 compute type for the decoder and the cpu encoder")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    parser.add_argument("--language", default=None, help="language code, e.g. en (default: detect)")
+    parser.add_argument("--task", choices=("transcribe", "translate"), default="transcribe")
+    parser.add_argument("--beam-size", type=int, default=5, help="1 for greedy search")
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("transcribe", help="transcribe an audio file")
+    parser.add_argument("file", help="wav, flac, ogg or mp3")
+    parser.add_argument("--format", choices=FORMATS, default="txt")
+    parser.add_argument("--word-timestamps", action="store_true")
+    parser.add_argument("--initial-prompt", default=None, help="text to condition the first window on")
+    add_model_options(parser)
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from npustream.audio import stream_audio
+    from npustream.formats import render
+    from npustream.progress import Progress
+    from npustream.recognizer import Recognizer, RecognizerConfig
+    from npustream.transcribe import transcribe_file
+
+    stream_audio(args.file)  # fail on unusable audio before the model loads
+    recognizer = Recognizer(RecognizerConfig(
+        model_dir=args.model_dir, engine=args.engine, compute_type=args.compute_type, threads=args.threads,
+        language=args.language, task=args.task, beam_size=args.beam_size, word_timestamps=args.word_timestamps))
+    progress = None
+
+    def on_progress(done: float, total: float) -> None:
+        nonlocal progress
+        if total > 30.0:  # longer than one window
+            progress = progress or Progress("transcribing", total)
+            progress.update(done)
+
+    transcript = transcribe_file(recognizer, args.file, initial_prompt=args.initial_prompt,
+                                 on_progress=on_progress)
+    if progress:
+        progress.close()
+    sys.stdout.write(render(transcript, args.format))
+    return 0
