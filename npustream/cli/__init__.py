@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    log.configure(args.log_level)
+    # One-shot commands default to quiet logs (their output is the point); the daemon to info.
+    log.configure(args.log_level or getattr(args, "default_log_level", None))
     try:
         return int(args.handler(args) or 0)
     except NpustreamError as exc:

@@ -30,7 +30,7 @@ def register(sub) -> None:
     parser.add_argument("--word-timestamps", action="store_true")
     parser.add_argument("--initial-prompt", default=None, help="text to condition the first window on")
     add_model_options(parser)
-    parser.set_defaults(handler=handle)
+    parser.set_defaults(handler=handle, default_log_level="warning")
 
 
 def handle(args: argparse.Namespace) -> int:

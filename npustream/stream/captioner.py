@@ -1,0 +1,208 @@
+"""Audio in, caption events out: the rolling window, voice activity, the recognizer and the
+commit policy, with no threads, sockets or clocks of its own (the daemon supplies those).
+
+Each update decodes the window (from the last trim point to now, at most 30 s) when there is
+speech in it that is not final yet, and then:
+  - the utterance ended (a pause of endpoint_ms after speech): every pending word is final,
+    the window is cut in the pause, the next utterance gets a new segment id;
+  - the window is about to overflow: the words before the last segment boundary (or all but
+    the last few seconds) are final and the window is cut there;
+  - otherwise LocalAgreement-2 decides, and a window longer than trim_seconds is cut at the
+    end of its newest final segment (a shorter window decodes faster and drifts less).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from npustream import log
+from npustream.audio import SAMPLE_RATE
+from npustream.stream.commit import Commit, CommitPolicy, cut_repetition
+from npustream.stream.config import StreamConfig
+from npustream.stream.vad import VoiceActivity
+from npustream.stream.windows import AudioWindow
+from npustream.types import Word
+
+logger = log.get(__name__)
+
+WORD_VAD_MARGIN = 0.25  # s: a word must lie within this of VAD speech to count as heard
+OVERFLOW_KEEP = 5.0  # s: on overflow without a segment boundary, this much stays pending
+
+
+@dataclass(frozen=True)
+class CaptionEvent:
+    kind: str  # "final" or "partial"
+    segment_id: int
+    words: tuple[Word, ...]
+    revision: int = 0  # partials: 1, 2, ... within the segment
+    segment_end: bool = False  # finals: this one closes the utterance
+
+    @property
+    def text(self) -> str:
+        return "".join(w.word for w in self.words).strip()
+
+
+@dataclass
+class UpdateStats:
+    updates: int = 0  # updates run (with or without engine work)
+    decodes: int = 0  # windows sent to the engine
+    skipped: int = 0  # hops that passed while the engine was busy (latest wins: never queued)
+    decode_seconds: float = 0.0
+    last_decode_seconds: float = 0.0
+    hallucinations_dropped: int = 0  # words outside VAD speech or cut as a repetition loop
+
+
+class Captioner:
+    def __init__(self, recognizer, cfg: StreamConfig):
+        self.recognizer = recognizer
+        self.cfg = cfg
+        self.window = AudioWindow(cfg.max_window)
+        self.vad = VoiceActivity(cfg.vad_threshold)
+        self.policy = CommitPolicy()
+        self.stats = UpdateStats()
+        self.segment_id = 0
+        self.revision = 0
+        self.partial: tuple[Word, ...] = ()  # the last published partial's words
+        self._segment_has_finals = False
+        self._handled_until = 0.0  # speech before this needs no more decoding
+        self._last_update_end = 0.0
+        self._hop = cfg.hop
+        self._endpoint = cfg.endpoint_ms / 1000
+        self._preroll = min(0.5, self._endpoint)
+
+    # -- input ------------------------------------------------------------------------------
+    def room(self) -> int:
+        return self.window.room()
+
+    def push(self, samples: np.ndarray) -> None:
+        self.window.append(samples)
+        self.vad.push(samples)
+
+    def gap(self, seconds: float) -> list[CaptionEvent]:
+        """Audio was lost (capture overflow, device gone): close the utterance, skip the gap."""
+        events = self.finish(decode=False)
+        self.window.jump(seconds)
+        self.vad.reset(self.window.end)
+        self._handled_until = self._last_update_end = self.window.end
+        return events
+
+    # -- scheduling -------------------------------------------------------------------------
+    def _pending_speech(self) -> float:
+        since = max(self.window.start, self.policy.last_final_end, self._handled_until)
+        return self.vad.speech_in(since, self.window.end)
+
+    def _endpoint_reached(self) -> bool:
+        return (self._pending_speech() * 1000 >= self.cfg.min_speech_ms
+                and self.vad.trailing_silence() >= self._endpoint)
+
+    def _overflowing(self) -> bool:
+        return self.window.room() < 2 * self._hop * SAMPLE_RATE
+
+    def due(self) -> bool:
+        """A hop of audio since the last update, an utterance just ended, or the window is full."""
+        return (self.window.end - self._last_update_end >= self._hop - 1e-9
+                or self._endpoint_reached() or self._overflowing())
+
+    # -- the update -------------------------------------------------------------------------
+    def update(self) -> list[CaptionEvent]:
+        w = self.window
+        self.stats.updates += 1
+        self.stats.skipped += max(0, int((w.end - self._last_update_end) / self._hop + 1e-9) - 1)
+        self._last_update_end = w.end
+        if self._pending_speech() * 1000 < self.cfg.min_speech_ms:
+            if not self._overflowing() and not self.policy.previous:
+                w.trim_to(w.end - self._preroll)  # nothing to say: keep only a lead-in
+                return []
+        endpoint = self._endpoint_reached()
+        overflow = self._overflowing()
+        segments = self._decode()
+        words = [wd for seg in segments for wd in seg.words]
+        if endpoint:
+            commit = self.policy.commit_all(words)
+        elif overflow:
+            commit = self.policy.commit_before(words, self._overflow_cut(segments))
+        else:
+            commit = self.policy.agree(words)
+        events = self._events(commit, segment_end=endpoint)
+        if endpoint:
+            self._handled_until = w.end
+            w.trim_to(w.end - self._preroll)
+        elif overflow:
+            w.trim_to(max(self.policy.last_final_end, w.end - OVERFLOW_KEEP) if commit.final
+                      else w.end - OVERFLOW_KEEP)
+            self._handled_until = max(self._handled_until, w.start)
+        elif w.duration > self.cfg.trim_seconds:
+            cut = self._final_segment_boundary(segments)
+            if cut is not None:
+                w.trim_to(cut)
+        return events
+
+    def finish(self, decode: bool = True) -> list[CaptionEvent]:
+        """End of stream: decode what is left (decode=True) or make the pending partial final."""
+        if decode and self._pending_speech() * 1000 >= self.cfg.min_speech_ms:
+            segments = self._decode()
+            commit = self.policy.commit_all([wd for seg in segments for wd in seg.words])
+        else:
+            commit = self.policy.commit_words(list(self.partial))
+        events = self._events(commit, segment_end=True)
+        self._handled_until = self.window.end
+        return events
+
+    def _decode(self):
+        w = self.window
+        t0 = time.perf_counter()
+        result = self.recognizer.decode_window(w.audio(), offset=w.start, prompt=self.policy.prompt(w.start))
+        elapsed = time.perf_counter() - t0
+        self.stats.decodes += 1
+        self.stats.decode_seconds += elapsed
+        self.stats.last_decode_seconds = elapsed
+        if result.skipped_as_silence:
+            return ()
+        return tuple(self._guard(seg) for seg in result.segments if seg.words)
+
+    def _guard(self, segment):
+        """Keep only words the VAD heard as speech, clamped into the window, loops cut."""
+        w = self.window
+        kept = []
+        for wd in segment.words:
+            if self.vad.speech_in(wd.start - WORD_VAD_MARGIN, wd.end + WORD_VAD_MARGIN) <= 0:
+                continue
+            start = min(max(wd.start, w.start), w.end)
+            kept.append(Word(start, min(max(wd.end, start), w.end), wd.word, wd.probability))
+        cut = cut_repetition(kept)
+        self.stats.hallucinations_dropped += len(segment.words) - len(cut)
+        return _Seg(tuple(cut))
+
+    def _overflow_cut(self, segments) -> float:
+        """Where an overflowing window is made final: the last segment boundary, if any."""
+        boundaries = [seg.words[-1].end for seg in segments[:-1] if seg.words]
+        return boundaries[-1] if boundaries else self.window.end - OVERFLOW_KEEP
+
+    def _final_segment_boundary(self, segments) -> float | None:
+        ends = [seg.words[-1].end for seg in segments
+                if seg.words and seg.words[-1].end <= self.policy.last_final_end + 0.01]
+        return ends[-1] if ends else None
+
+    def _events(self, commit: Commit, segment_end: bool) -> list[CaptionEvent]:
+        events = []
+        if commit.final or (segment_end and self._segment_has_finals):
+            events.append(CaptionEvent("final", self.segment_id, tuple(commit.final), segment_end=segment_end))
+            self._segment_has_finals = True
+        tail = () if segment_end else tuple(commit.tail)
+        if [x.word for x in tail] != [x.word for x in self.partial] or (commit.final and self.partial):
+            self.revision += 1
+            events.append(CaptionEvent("partial", self.segment_id, tail, revision=self.revision))
+        self.partial = tail
+        if segment_end and self._segment_has_finals:
+            self.segment_id += 1
+            self.revision = 0
+            self._segment_has_finals = False
+        return events
+
+
+@dataclass(frozen=True)
+class _Seg:
+    words: tuple[Word, ...]

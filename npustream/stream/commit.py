@@ -1,0 +1,118 @@
+"""Which words are final: LocalAgreement-2 plus the guards streaming Whisper needs.
+
+Each update decodes the whole window again, so each hypothesis repeats the words already
+made final and then offers a tail that may still change. A word in that tail becomes final
+when two consecutive hypotheses agree on it (the longest common prefix of their tails:
+Machacek et al., "Turning Whisper into Real-Time Transcription System", 2023), when the
+utterance ends, or when the window must be trimmed.
+
+Guards against streaming Whisper's known failures live here too: a hypothesis that loops
+("the the the the", a phrase over and over) is cut at the loop; words already final are
+recognised by time and by their text and never published again; final times never go back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, replace
+
+from npustream.types import Word
+
+TIME_SLACK = 0.1  # s: word timestamps of two decodes of the same audio differ by about this
+MAX_OVERLAP_WORDS = 5  # how far back to look for a repeated final tail at a hypothesis' start
+PROMPT_CHARS = 200  # final text fed back as the decoder prompt (whisper_streaming's choice)
+
+
+def norm(word: str) -> str:
+    """A word's identity for agreement: case and punctuation do not count."""
+    return re.sub(r"[^\w']", "", word.lower())
+
+
+def cut_repetition(words: list[Word], max_n: int = 8) -> list[Word]:
+    """Cut a hypothesis where it starts looping: an n-gram repeated back to back, three times
+    for phrases (n >= 2), four times for single words (people do say "no, no, no"). The
+    first occurrence stays; the loop and everything after it go."""
+    keys = [norm(w.word) for w in words]
+    for i in range(len(keys)):
+        for n in range(1, max_n + 1):
+            needed = 4 if n == 1 else 3
+            if i + n * needed > len(keys):
+                break
+            gram = keys[i:i + n]
+            if not any(gram):
+                continue
+            if all(keys[i + k * n:i + (k + 1) * n] == gram for k in range(1, needed)):
+                return words[:i + n]
+    return words
+
+
+@dataclass
+class Commit:
+    final: list[Word]  # newly final, in order, never published before
+    tail: list[Word]  # the hypothesis' words after them (the new partial)
+
+
+class CommitPolicy:
+    def __init__(self) -> None:
+        self.last_final_end = 0.0  # end time of the newest final word
+        self.finals: deque[Word] = deque(maxlen=200)  # recent final words (prompt, overlap check)
+        self.previous: list[Word] = []  # the last hypothesis' not-yet-final tail
+
+    def pending(self, hypothesis: list[Word]) -> list[Word]:
+        """The part of a hypothesis that is not final yet."""
+        words = [w for w in hypothesis if w.start >= self.last_final_end - TIME_SLACK]
+        # A final word whose timestamp moved later in this decode: recognise it by its text.
+        recent = [norm(w.word) for w in list(self.finals)[-MAX_OVERLAP_WORDS:]]
+        for k in range(min(len(recent), len(words)), 0, -1):
+            if recent[-k:] == [norm(w.word) for w in words[:k]]:
+                return words[k:]
+        return words
+
+    def agree(self, hypothesis: list[Word]) -> Commit:
+        """LocalAgreement-2: final is the common prefix of this tail and the previous one."""
+        tail = self.pending(hypothesis)
+        n = 0
+        while n < min(len(tail), len(self.previous)) and norm(tail[n].word) == norm(self.previous[n].word):
+            n += 1
+        return self._commit(tail[:n], tail[n:])
+
+    def commit_all(self, hypothesis: list[Word]) -> Commit:
+        """End of utterance: everything pending is final."""
+        commit = self._commit(self.pending(hypothesis), [])
+        self.previous = []
+        return commit
+
+    def commit_before(self, hypothesis: list[Word], t: float) -> Commit:
+        """Window overflow: pending words ending by stream time t are final."""
+        tail = self.pending(hypothesis)
+        n = 0
+        while n < len(tail) and tail[n].end <= t:
+            n += 1
+        return self._commit(tail[:n], tail[n:])
+
+    def commit_words(self, words: list[Word]) -> Commit:
+        """Make an already-published partial final as it stands (shutdown, audio gap)."""
+        commit = self._commit(self.pending(words), [])
+        self.previous = []
+        return commit
+
+    def _commit(self, final: list[Word], tail: list[Word]) -> Commit:
+        out = []
+        for w in final:
+            if not norm(w.word):
+                continue
+            # Final times never go backwards, even when alignment jitters.
+            start = max(w.start, self.last_final_end)
+            w = replace(w, start=start, end=max(w.end, start))
+            out.append(w)
+            self.finals.append(w)
+            self.last_final_end = w.end
+        self.previous = tail
+        return Commit(out, tail)
+
+    def prompt(self, before: float) -> str | None:
+        """Final text that ended before stream time `before` (i.e. no longer in the window),
+        at most PROMPT_CHARS of it, as the next decode's prompt."""
+        text = "".join(w.word for w in self.finals if w.end <= before + TIME_SLACK).strip()
+        return text[-PROMPT_CHARS:] or None

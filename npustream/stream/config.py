@@ -1,0 +1,164 @@
+"""Every option of `npustream run`, from a TOML file (tomllib) and/or command-line flags.
+
+One table of options: name, type, default, check. A config file may set any of them as a
+top-level key (the names as below, e.g. `hop = 0.5`, `engine = "npu"`); a flag given on the
+command line overrides the file. Unknown keys, wrong types and out-of-range values are a
+ConfigError naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from npustream.errors import ConfigError
+
+ENGINES = ("cpu", "npu", "npu-emu")
+COMPUTE_TYPES = ("int8", "int8_float32", "float32", "float16", "int8_float16", "bfloat16", "int8_bfloat16")
+
+
+def runtime_dir() -> Path:
+    """Where the default ipc sockets live: $XDG_RUNTIME_DIR/npustream, else a per-user /tmp dir."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(base) / "npustream" if base else Path(f"/tmp/npustream-{os.getuid()}")
+
+
+def default_pub() -> str:
+    return f"ipc://{runtime_dir() / 'captions.sock'}"
+
+
+def default_ctl() -> str:
+    return f"ipc://{runtime_dir() / 'control.sock'}"
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    source: str = "mic"  # mic[:DEVICE] | file:PATH | stdin | sample
+    engine: str = "cpu"
+    model_dir: str | None = None  # None: the packaged Whisper base
+    language: str | None = None  # None: detect
+    task: str = "transcribe"
+    beam_size: int = 5
+    threads: int = 0  # ctranslate2 threads; 0: all cores
+    compute_type: str = "int8"
+    hop: float = 1.0  # seconds of audio between updates
+    endpoint_ms: int = 500  # a pause this long ends an utterance
+    max_window: float = 30.0  # seconds of audio one decode sees at most
+    trim_seconds: float = 15.0  # past this, the window is trimmed at a final segment boundary
+    vad_threshold: float = 0.5
+    min_speech_ms: int = 250  # less speech than this in the window: no engine work
+    speed: float = 1.0  # file sources: how many times faster than real time
+    rate: int = 16000  # stdin sources: sample rate of the raw s16le input
+    capture_seconds: float = 30.0  # capture ring buffer between the audio thread and the loop
+    pub: str = ""  # "" -> default_pub()
+    ctl: str = ""  # "" -> default_ctl()
+    sndhwm: int = 1000  # messages queued per subscriber before that subscriber loses messages
+    heartbeat: float = 1.0  # seconds between heartbeat messages
+    snapshot_finals: int = 50  # recent final captions kept for late joiners
+    words: bool = True  # word timings in caption messages
+    echo: bool = False  # also print captions on stdout
+
+    @property
+    def pub_endpoint(self) -> str:
+        return self.pub or default_pub()
+
+    @property
+    def ctl_endpoint(self) -> str:
+        return self.ctl or default_ctl()
+
+
+def _positive(v) -> bool:
+    return v > 0
+
+
+def _source_ok(v: str) -> bool:
+    kind, _, arg = v.partition(":")
+    return (kind == "mic") or (kind == "file" and bool(arg)) or v in ("stdin", "sample")
+
+
+def _endpoint_ok(v: str) -> bool:
+    return v == "" or v.startswith(("ipc://", "tcp://", "inproc://"))
+
+
+# name -> (check, what a valid value is); types come from StreamConfig's annotations
+CHECKS: dict[str, tuple[Any, str]] = {
+    "source": (_source_ok, "mic, mic:DEVICE, file:PATH, stdin or sample"),
+    "engine": (lambda v: v in ENGINES, f"one of {', '.join(ENGINES)}"),
+    "task": (lambda v: v in ("transcribe", "translate"), "transcribe or translate"),
+    "beam_size": (lambda v: 1 <= v <= 16, "an integer from 1 to 16"),
+    "threads": (lambda v: v >= 0, "an integer >= 0"),
+    "compute_type": (lambda v: v in COMPUTE_TYPES, f"one of {', '.join(COMPUTE_TYPES)}"),
+    "hop": (lambda v: 0.1 <= v <= 10, "seconds from 0.1 to 10"),
+    "endpoint_ms": (lambda v: 100 <= v <= 10000, "milliseconds from 100 to 10000"),
+    "max_window": (lambda v: 5 <= v <= 30, "seconds from 5 to 30"),
+    "trim_seconds": (lambda v: 2 <= v <= 30, "seconds from 2 to 30"),
+    "vad_threshold": (lambda v: 0 < v < 1, "a probability strictly between 0 and 1"),
+    "min_speech_ms": (lambda v: 0 <= v <= 5000, "milliseconds from 0 to 5000"),
+    "speed": (lambda v: 0.1 <= v <= 100, "a factor from 0.1 to 100"),
+    "rate": (lambda v: 4000 <= v <= 384000, "a sample rate from 4000 to 384000 Hz"),
+    "capture_seconds": (lambda v: 2 <= v <= 600, "seconds from 2 to 600"),
+    "pub": (_endpoint_ok, "an ipc://, tcp:// or inproc:// endpoint"),
+    "ctl": (_endpoint_ok, "an ipc://, tcp:// or inproc:// endpoint"),
+    "sndhwm": (_positive, "a positive number of messages"),
+    "heartbeat": (lambda v: 0.1 <= v <= 60, "seconds from 0.1 to 60"),
+    "snapshot_finals": (lambda v: 0 <= v <= 10000, "a count from 0 to 10000"),
+}
+
+_TYPES = {f.name: f.type for f in fields(StreamConfig)}
+
+
+def _check(name: str, value: Any, where: str) -> Any:
+    if name not in _TYPES:
+        known = ", ".join(sorted(_TYPES))
+        raise ConfigError(f"{where}: unknown key '{name}' (known keys: {known})")
+    kind = _TYPES[name]
+    optional = "None" in kind
+    if optional and value in (None, ""):
+        return None
+    if kind.startswith("bool"):
+        ok = isinstance(value, bool)
+    elif kind.startswith("int"):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind.startswith("float"):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        wanted = kind.split(" |")[0].replace("str", "a string").replace("float", "a number")
+        wanted = wanted.replace("int", "an integer").replace("bool", "true or false")
+        raise ConfigError(f"{where}: key '{name}' must be {wanted}, got {value!r}")
+    check = CHECKS.get(name)
+    if check and not check[0](value):
+        raise ConfigError(f"{where}: key '{name}' must be {check[1]}, got {value!r}")
+    return value
+
+
+def load_file(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return {name: _check(name, value, f"config {path}") for name, value in data.items()}
+
+
+def build(file_path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> StreamConfig:
+    """Defaults, then the file's values, then the flags that were given (None = not given)."""
+    values = load_file(file_path) if file_path else {}
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _check(name, value, f"--{name.replace('_', '-')}")
+    cfg = StreamConfig(**values)
+    if cfg.trim_seconds > cfg.max_window:
+        raise ConfigError(f"trim_seconds ({cfg.trim_seconds}) must not exceed max_window ({cfg.max_window})")
+    if cfg.pub_endpoint == cfg.ctl_endpoint:
+        raise ConfigError(f"pub and ctl must be different endpoints, both are {cfg.pub_endpoint}")
+    return cfg
