@@ -7,7 +7,6 @@ Used by `npustream transcribe` (files) and by the streaming daemon (rolling wind
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from npustream.engines.cpu import CpuEngine
 from npustream.features import window_features
 from npustream.tokenizer import WhisperTokenizer
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing downloads at run time
 
 WindowResult = WindowDecode
 # A window whose loudest sample is below -60 dBFS holds no speech a person could hear: Whisper

@@ -23,8 +23,6 @@ from npustream.progress import Progress
 from npustream.errors import ModelError
 from npustream.model import ct2_reader
 
-# Nothing here may reach the network; stop Hugging Face libraries from trying.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 logger = log.get(__name__)
 
