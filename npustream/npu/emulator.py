@@ -15,14 +15,20 @@ Vectorised where the result is the same as running tile by tile:
 - matmul: all row and column tiles in one BLAS call. Bit-identical per element except for the
   order of the fp32 sums over K (BLAS blocks them; the kernel loops over K tiles), which moves a
   bf16 output by at most one ulp, rarely.
-- attention: all query tiles and all heads of the op together, but the key/value tiles one at a
-  time in order, exactly as the kernel folds them (online softmax state per query row); query
-  rows are independent, so batching them changes nothing. Within a tile, the same fp32-sum-order
-  caveat as matmul applies to q k^T and p v.
+- attention: one head at a time, all query rows and all key/value tiles together
+  (`flash_attention`): the running max, P, alpha and l are the very values the kernel's tile loop
+  computes (scores up to the fp32 sum order of q.k); only the P.V rescale-and-add loop is
+  associated differently (fp32 rounding). A P element whose exp lands near a bf16 rounding
+  boundary can round the other way when its score differs in the last fp32 bit, which moves the
+  output by up to one bf16 ulp of that probability times v (see docs/npu-numerics.md).
 - LayerNorm: all rows at once; rows are independent (sum order as above).
 """
 
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import numpy as np
 
@@ -78,26 +84,64 @@ def _layernorm(op: NpuOp, acts: dict[str, np.ndarray], w: NpuWeights, rows: slic
     return numerics.layernorm_rows(x, w.vector(op.name + ".g"), w.vector(op.name + ".beta"))
 
 
+def flash_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, kv_rows: int) -> np.ndarray:
+    """The attention kernel's result for q[h, r, dh] against k, v[h, t, dh], all tiles at once.
+
+    The kernel folds key/value tiles j = 0, 1, ... into a running state (numerics.attn_update).
+    The same quantities, vectorised over tiles:
+      m_j   = max(m_{j-1}, rowmax s_j)                 a cumulative max: exact, identical
+      p_j   = bf16(exp(s_j - m_j))                     identical
+      alpha_j = exp(m_{j-1} - m_j)                     identical
+      l_j   = l_{j-1} * alpha_j + rowsum p_j           the same recurrence, in the same order
+      acc_J = sum_j (alpha_{j+1} ... alpha_J) * (p_j v_j)   the kernel's rescale-and-add loop
+            unrolled; the same products, associated differently (fp32 rounding only).
+    The padding of the ragged last key tile gets score -inf: exp gives 0, so it adds nothing.
+    """
+    h, r, dh = q.shape
+    t = k.shape[1]
+    n_kv = -(-t // kv_rows)
+    s = np.full((h, r, n_kv * kv_rows), -np.inf, np.float32)
+    np.matmul(q, k.transpose(0, 2, 1), out=s[:, :, :t])
+    s[:, :, :t] *= np.float32(scale)
+    tiles = s.reshape(h, r, n_kv, kv_rows)
+    m = np.maximum.accumulate(tiles.max(axis=-1), axis=-1)  # m_j, [h, r, n_kv]
+    tiles -= m[..., None]
+    p = numerics.bf16_round(np.exp(tiles, out=tiles)).reshape(h, r, n_kv, kv_rows)
+    alpha = np.exp(np.concatenate([np.full((h, r, 1), -np.inf, np.float32), m[..., :-1]], -1) - m)
+    row_sums = p @ np.ones(kv_rows, np.float32)  # fp32 row sums per tile (BLAS: fast, same values up to order)
+    l = np.zeros((h, r), np.float32)
+    for j in range(n_kv):
+        l = l * alpha[..., j] + row_sums[..., j]
+    # rescale factor of tile j at the end: alpha_{j+1} * ... * alpha_{n_kv-1} (1 for the last)
+    later = np.ones_like(alpha)
+    later[..., :-1] = np.cumprod(alpha[..., :0:-1], axis=-1)[..., ::-1]
+    p *= later[..., None]
+    acc = np.matmul(p.reshape(h, r, -1)[:, :, :t], v)
+    return numerics.bf16_round(acc * (np.float32(1.0) / l)[..., None])
+
+
 def _attention(
     op: NpuOp, acts: dict[str, np.ndarray], w: NpuWeights, rows: slice, heads: slice
 ) -> np.ndarray:
     """Queries of `rows` and heads of `heads` against all keys, key/value tile by tile."""
-    d, dh, kv = w.dims.n_audio_state, w.dims.d_head, w.tiles.attn_kv_rows
+    d, dh = w.dims.n_audio_state, w.dims.d_head
     qkv = acts[op.inputs[0]]  # [T, 3d]: q | k | v, each head's dh columns in order
-    t = qkv.shape[0]
     h = range(op.heads)[heads]
 
-    def split(part: int, take: slice) -> np.ndarray:  # -> [heads, rows, dh]
-        cols = qkv[take, part * d : (part + 1) * d].reshape(-1, op.heads, dh)
-        return np.ascontiguousarray(cols[:, h.start : h.stop : h.step].transpose(1, 0, 2))
+    def split(part: int, take: slice, head: int) -> np.ndarray:  # -> [1, rows, dh]
+        return np.ascontiguousarray(qkv[take, part * d + head * dh : part * d + (head + 1) * dh])[None]
 
-    q, k, v = split(0, rows), split(1, slice(None)), split(2, slice(None))
-    state = numerics.attn_init(q.shape[1], dh, batch=(len(h),))
-    scale = dh**-0.5
-    for start in range(0, t, kv):  # the last tile holds only the t % kv valid keys
-        state = numerics.attn_update(state, q, k[:, start : start + kv], v[:, start : start + kv], scale)
-    out = numerics.attn_finish(state)  # [heads, rows, dh]
-    return np.ascontiguousarray(out.transpose(1, 0, 2).reshape(q.shape[1], len(h) * dh))
+    def one_head(head: int) -> np.ndarray:  # one head at a time bounds the scores to rows x T
+        q, k, v = split(0, rows, head), split(1, slice(None), head), split(2, slice(None), head)
+        return flash_attention(q, k, v, dh**-0.5, w.tiles.attn_kv_rows)[0]
+
+    # numpy releases the GIL in its loops: heads run on all cores, as the NPU runs them on tiles
+    return np.concatenate(list(_head_pool().map(one_head, h)), axis=1)
+
+
+@lru_cache(maxsize=1)
+def _head_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="npu-emu-head")
 
 
 def run_op(

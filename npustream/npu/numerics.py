@@ -25,29 +25,34 @@ import numpy as np
 # --- bf16 storage ---------------------------------------------------------------------------
 
 
-def to_bf16_bits(x: np.ndarray) -> np.ndarray:
-    """float32 -> uint16 bf16 bit patterns, round to nearest, ties to even.
+def bf16_round(x: np.ndarray) -> np.ndarray:
+    """Round float32 values to the nearest bf16 value (RNE), returned as float32.
 
-    Adding 0x7FFF plus the lowest kept bit to the fp32 bits, then truncating, is RNE; it also
-    carries finite values past bf16's largest into inf, as RNE should. NaN is kept a quiet NaN
-    with its sign (the add could otherwise carry a NaN's payload into inf or into the sign).
+    Adding 0x7FFF plus the lowest kept bit to the fp32 bits, then clearing the low 16 bits, is
+    RNE; it also carries finite values past bf16's largest into inf, as RNE should. NaN is kept
+    a quiet NaN with its sign (the add could otherwise carry a NaN's payload into inf or -0).
     """
-    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-    rounded = (u + (np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))) >> np.uint32(16)
-    nan = (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
-    if nan.any():
-        rounded = np.where(nan, (u >> np.uint32(16)) | np.uint32(0x0040), rounded)
-    return rounded.astype(np.uint16)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    u = x.view(np.uint32)
+    r = u >> np.uint32(16)
+    r &= np.uint32(1)
+    r += np.uint32(0x7FFF)
+    r += u
+    r &= np.uint32(0xFFFF0000)
+    if not np.isfinite(x).all():
+        nan = np.isnan(x)
+        r[nan] = (u[nan] & np.uint32(0xFFFF0000)) | np.uint32(0x00400000)
+    return r.view(np.float32)
+
+
+def to_bf16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 -> uint16 bf16 bit patterns (RNE, as bf16_round)."""
+    return (bf16_round(x).view(np.uint32) >> np.uint32(16)).astype(np.uint16)
 
 
 def from_bf16_bits(bits: np.ndarray) -> np.ndarray:
     """uint16 bf16 bit patterns -> float32 (exact)."""
     return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << np.uint32(16)).view(np.float32)
-
-
-def bf16_round(x: np.ndarray) -> np.ndarray:
-    """Round float32 values to the nearest bf16 value (RNE), returned as float32."""
-    return from_bf16_bits(to_bf16_bits(x))
 
 
 # --- GELU -----------------------------------------------------------------------------------
@@ -64,15 +69,28 @@ _TANH_C = np.float32(0.044715)
 
 def gelu_erf(x: np.ndarray) -> np.ndarray:
     """x * Phi(x), Phi from the A&S erfc: Phi(x) = 1 - q for x >= 0, q for x < 0, with
-    q = erfc(|x|/sqrt2)/2. Computing the tail q directly keeps relative accuracy for x << 0."""
+    q = erfc(|x|/sqrt2)/2. Computing q directly avoids the cancellation of 1 - erf for x < 0:
+    |error| < 1e-6 everywhere, relative error < 1e-4 down to x = -2 (0.4% at x = -5, where
+    |gelu| < 1.5e-6)."""
     x = np.asarray(x, dtype=np.float32)
-    z = np.abs(x) * _INV_SQRT2
-    t = np.float32(1.0) / (np.float32(1.0) + _AS_P * z)
+    z = np.abs(x)
+    z *= _INV_SQRT2
+    t = _AS_P * z  # t = 1 / (1 + p*z), built in place (same operations, fewer temporaries)
+    t += np.float32(1.0)
+    np.divide(np.float32(1.0), t, out=t)
     a1, a2, a3, a4, a5 = _AS_A
-    poly = t * (a1 + t * (a2 + t * (a3 + t * (a4 + t * a5))))
-    q = np.float32(0.5) * (poly * np.exp(-(z * z)))
+    poly = t * a5
+    for a in (a4, a3, a2, a1):
+        poly += a
+        poly *= t
+    z *= z
+    np.negative(z, out=z)
+    q = np.exp(z, out=z)
+    q *= poly
+    q *= np.float32(0.5)  # q = 0.5 * (poly * exp(-z*z)) = Phi(-|x|)
     phi = np.where(x >= 0, np.float32(1.0) - q, q)
-    return (x * phi).astype(np.float32, copy=False)
+    phi *= x
+    return phi
 
 
 def gelu_tanh(x: np.ndarray) -> np.ndarray:

@@ -17,13 +17,16 @@ kernel calls are dealt round-robin to the 4 compute tiles; the busiest tile sets
     dispatch  = one XRT run per op share (40 us); start-up (20 ms) is paid once, not here.
 
 Dataflows (what decides the bytes):
-- matmul / conv: the mem tile holds a panel of P row blocks of A (P*m rows x K, as many as fit
-  double-buffered), the weights stream past it once per panel, broadcast to the 4 tiles, so DDR
-  carries A once and W ceil(row blocks / P) times. Each compute tile pulls its A and B tiles
-  (m x k, k x n) from the mem tile for every K step of every output tile it owns.
-- layernorm: rows stream through once (gamma/beta resident per tile).
-- attention: per head the mem tile holds that head's K and V (T x d_head each), queries stream
-  past; each compute tile folds every key/value tile into its query tile (flash attention).
+(column_design.py has the buffers.)
+- matmul / conv: the mem tile keeps a panel of P row blocks of A resident (P*m rows x all of K;
+  P up to 4, as many as fit one panel object, so the next panel loads meanwhile; a block too big
+  for one object takes both, single-buffered). The weight tiles stream past once per panel,
+  broadcast to the 4 tiles: DDR carries A once and W ceil(row blocks / P) times. The 4 tiles
+  share the panel's output tiles; each pulls its A tiles (m x k) for every K step of every
+  output tile it owns, and sees every weight tile of the pass.
+- layernorm: rows stream through once, each tile its own; gamma|beta broadcast.
+- attention: per head the mem tile keeps that head's K and V (T x d_head each) resident,
+  queries are broadcast; each tile folds every key/value tile into each of its query tiles.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import math
 from dataclasses import dataclass
 
 from npustream.model.dims import WhisperDims
+from npustream.npu.column_design import column_design
 from npustream.npu.graph import NpuOp
 from npustream.npu.layout import matmul_shape
 from npustream.npu.params import NpuParams
@@ -65,8 +69,8 @@ class Traffic:
     ddr_in: int  # bytes from DDR into the column (shim)
     ddr_out: int
     setup_in: int  # of ddr_in, bytes that cannot overlap compute
-    memtile_bytes: int  # mem tile buffers the dataflow uses (for the resource checker)
-
+    resident: int  # bytes the mem tile's panel keeps resident at once
+    panel_double_buffered: bool
 
 @dataclass(frozen=True)
 class OpCost:
@@ -106,45 +110,39 @@ def row_tile(op: NpuOp, tiles: Tiles) -> int:
             "attention": tiles.attn_q_rows}[op.kind]
 
 
-def matmul_panel_blocks(k_padded: int, tiles: Tiles, params: NpuParams) -> int:
-    """Row blocks of A the mem tile holds double-buffered next to the B and C staging FIFOs;
-    0 when even one block does not fit twice (then one block, single-buffered)."""
-    m, k, n = tiles.matmul_m, tiles.matmul_k, tiles.matmul_n
-    staging = 2 * (k * n * BF16 + n * F32) + 2 * params.tiles_per_column * m * n * BF16
-    return max(0, (params.memtile_bytes - staging) // (2 * m * k_padded * BF16))
-
-
 def traffic(op: NpuOp, share: Share, dims: WhisperDims, tiles: Tiles, params: NpuParams) -> Traffic:
     tpc = params.tiles_per_column
     rt = row_tile(op, tiles)
     if share.row0 % rt:
         raise ValueError(f"{op.name}: a share must start on a {rt}-row tile boundary, not {share.row0}")
     row_blocks = n_tiles(share.row1 - share.row0, rt)
+    panel = column_design(dims, tiles, params).panel_bytes
     d = dims.n_audio_state
     if op.kind in ("matmul", "conv"):
         m, k, n = tiles.matmul_m, tiles.matmul_k, tiles.matmul_n
         k_raw, n_raw = matmul_shape(op.name, dims)
         kp, np_ = padded(k_raw, k), padded(n_raw, n)
-        residual = len(op.inputs) > 1 or op.name == "stem.conv2"  # activation / positional table
+        weights = kp * np_ * BF16 + np_ * F32
+        # a residual: a second activation input, or a constant table counted in weight_bytes
+        residual = len(op.inputs) > 1 or op.weight_bytes > weights
+        block = m * kp * BF16  # one row block of A, all of K
+        double = panel >= block
+        blocks = min(panel // block, tpc, row_blocks) if double else 1
+        passes = math.ceil(row_blocks / blocks)
         out_tiles = row_blocks * (np_ // n)
         per_tile = math.ceil(out_tiles / tpc)
-        panel = m * kp * BF16
-        blocks = matmul_panel_blocks(kp, tiles, params)
-        passes = math.ceil(row_blocks / max(blocks, 1))
-        weights = kp * np_ * BF16 + np_ * F32
-        a_bytes = row_blocks * panel
         rows_out = row_blocks * m * np_ * BF16
-        first = panel * min(max(blocks, 1), row_blocks) + k * n * BF16
         return Traffic(
             steps=per_tile * (kp // k),
             tile_share=per_tile / (n_tiles(op.rows, m) * (np_ // n)),
-            l1_in=per_tile * ((kp // k) * (m * k + k * n) * BF16 + n * F32 + (m * n * BF16 if residual else 0)),
+            # own A tiles (+ residual tiles); every weight tile of every pass (broadcast)
+            l1_in=per_tile * ((kp // k) * m * k * BF16 + (m * n * BF16 if residual else 0)) + passes * weights,
             l1_out=per_tile * m * n * BF16,
-            ddr_in=a_bytes + passes * weights + (rows_out if residual else 0),
+            ddr_in=row_blocks * block + passes * weights + (rows_out if residual else 0),
             ddr_out=rows_out,
-            setup_in=first if blocks else passes * panel,
-            memtile_bytes=(2 * max(blocks, 1) if blocks else 1) * panel
-            + 2 * (k * n * BF16 + n * F32) + 2 * tpc * m * n * BF16,
+            setup_in=blocks * block + k * n * BF16 if double else passes * block,
+            resident=blocks * block,
+            panel_double_buffered=double,
         )
     if op.kind == "layernorm":
         r = tiles.layernorm_rows
@@ -154,7 +152,7 @@ def traffic(op: NpuOp, share: Share, dims: WhisperDims, tiles: Tiles, params: Np
             steps=per_tile, tile_share=per_tile / n_tiles(op.rows, r),
             l1_in=per_tile * block + 2 * d * F32, l1_out=per_tile * block,
             ddr_in=row_blocks * block + 2 * d * F32, ddr_out=row_blocks * block,
-            setup_in=block + 2 * d * F32, memtile_bytes=2 * tpc * block * 2,
+            setup_in=block + 2 * d * F32, resident=tpc * block, panel_double_buffered=True,
         )
     if op.kind == "attention":
         mq, nk, dh = tiles.attn_q_rows, tiles.attn_kv_rows, dims.d_head
@@ -163,14 +161,16 @@ def traffic(op: NpuOp, share: Share, dims: WhisperDims, tiles: Tiles, params: Np
         calls = heads * row_blocks
         per_tile = math.ceil(calls / tpc)
         kv_panel = 2 * padded(op.rows, nk) * dh * BF16  # one head's K and V
-        double = 2 * kv_panel + 2 * tpc * mq * dh * BF16 * 2 <= params.memtile_bytes
+        double = panel >= kv_panel
         q_bytes = row_blocks * mq * dh * BF16
         return Traffic(
             steps=per_tile * kv_tiles, tile_share=per_tile / (op.heads * n_tiles(op.rows, mq)),
-            l1_in=per_tile * (mq * dh + kv_tiles * 2 * nk * dh) * BF16, l1_out=per_tile * mq * dh * BF16,
+            # every query tile (broadcast); every key/value tile for each own query tile
+            l1_in=heads * q_bytes + per_tile * kv_tiles * 2 * nk * dh * BF16,
+            l1_out=per_tile * mq * dh * BF16,
             ddr_in=heads * (q_bytes + kv_panel), ddr_out=heads * q_bytes,
             setup_in=kv_panel + mq * dh * BF16 if double else heads * kv_panel,
-            memtile_bytes=(2 if double else 1) * kv_panel + 2 * tpc * mq * dh * BF16 * 2,
+            resident=kv_panel, panel_double_buffered=double,
         )
     raise ValueError(f"the timing model has no dataflow for op kind {op.kind!r} ({op.name})")
 

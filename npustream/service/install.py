@@ -66,7 +66,7 @@ class Layout:
     staged: bool  # under a --root: write files only, run nothing
 
     @classmethod
-    def for_scope(cls, scope: str, root: str | Path | None = None) -> "Layout":
+    def for_scope(cls, scope: str, root: str | Path | None = None) -> Layout:
         if scope == "user":
             if root is not None:
                 raise ConfigError("--root stages a system install; it does not apply to --user")
@@ -109,7 +109,7 @@ def systemd_running() -> bool:
 def _systemctl(scope: str, *args: str) -> subprocess.CompletedProcess:
     cmd = ["systemctl", *(["--user"] if scope == "user" else []), *args]
     logger.debug("run", cmd=" ".join(cmd))
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
 
 
 def _check_python_visible(scope: str, python: str) -> None:
@@ -133,7 +133,7 @@ def _create_system_user(layout: Layout, report: Report) -> None:
         return
     if shutil.which("systemd-sysusers"):
         proc = subprocess.run(["systemd-sysusers", str(layout.sysusers)], capture_output=True,
-                              text=True, timeout=60)
+                              text=True, timeout=60, check=False)
         if proc.returncode != 0:
             raise NpustreamError(f"systemd-sysusers failed: {proc.stderr.strip()}")
         report.done.append(f"ensured system user {SYSTEM_USER} (systemd-sysusers)")

@@ -24,7 +24,7 @@ class Notifier:
         self._lock = threading.Lock()  # the processing loop and the main thread both send
         self._failed = False
         if address:
-            if not (address.startswith("/") or address.startswith("@")):
+            if not address.startswith(("/", "@")):
                 # systemd >= 254 also accepts vsock:CID:PORT (for VMs); npustream runs on the host.
                 logger.warning("sd_notify.unsupported_address", address=address)
                 self.address = None
@@ -32,7 +32,7 @@ class Notifier:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Notifier":
+    def from_env(cls, environ: dict[str, str] | None = None) -> Notifier:
         env = os.environ if environ is None else environ
         return cls(env.get("NOTIFY_SOCKET") or None, _watchdog_usec_for_this_process(env))
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from npustream import log
 from npustream.audio import SAMPLE_RATE
-from npustream.stream.commit import Commit, CommitPolicy, cut_repetition
+from npustream.stream.commit import CommitPolicy, cut_repetition
 from npustream.stream.config import StreamConfig
 from npustream.stream.vad import VoiceActivity
 from npustream.stream.windows import AudioWindow
@@ -95,8 +95,10 @@ class Captioner:
         return self.vad.speech_in(since, self.window.end)
 
     def _endpoint_reached(self) -> bool:
-        return (self._pending_speech() * 1000 >= self.cfg.min_speech_ms
-                and self.vad.trailing_silence() >= self._endpoint)
+        """A pause of endpoint_ms after speech that is not final yet, or in an open utterance."""
+        open_utterance = bool(self.partial) or self._segment_has_finals
+        return self.vad.trailing_silence() >= self._endpoint and (
+            open_utterance or self._pending_speech() * 1000 >= self.cfg.min_speech_ms)
 
     def _overflowing(self) -> bool:
         return self.window.room() < 2 * self._hop * SAMPLE_RATE
@@ -112,33 +114,57 @@ class Captioner:
         self.stats.updates += 1
         self.stats.skipped += max(0, int((w.end - self._last_update_end) / self._hop + 1e-9) - 1)
         self._last_update_end = w.end
-        if self._pending_speech() * 1000 < self.cfg.min_speech_ms:
-            if not self._overflowing() and not self.policy.previous:
-                w.trim_to(w.end - self._preroll)  # nothing to say: keep only a lead-in
-                return []
-        endpoint = self._endpoint_reached()
+        ended = self._endpoint_reached()
+        if self._pending_speech() * 1000 < self.cfg.min_speech_ms and not self.partial:
+            # Nothing new to decode (no engine work); close the utterance if it just ended
+            # and keep only a lead-in of this quiet audio.
+            events = self._final([], segment_end=True) if ended else []
+            w.trim_to(w.end - self._preroll)
+            return events
         overflow = self._overflowing()
         segments = self._decode()
         words = [wd for seg in segments for wd in seg.words]
-        if endpoint:
+        events: list[CaptionEvent] = []
+        # Pauses inside the pending audio ended utterances too (they pass unseen by the
+        # trailing-silence check when the engine was busy through them): close each one.
+        since = max(w.start, self.policy.last_final_end, self._handled_until)
+        pauses = self.vad.pauses(since, w.end, self._endpoint)
+        for pause in pauses:
+            cut = (pause.start + pause.end) / 2
+            events += self._final(self.policy.commit_before(words, cut).final, segment_end=True)
+        if ended:
             commit = self.policy.commit_all(words)
         elif overflow:
             commit = self.policy.commit_before(words, self._overflow_cut(segments))
         else:
             commit = self.policy.agree(words)
-        events = self._events(commit, segment_end=endpoint)
-        if endpoint:
+        self.policy.remember(words)
+        events += self._final(commit.final, segment_end=ended)
+        events += self._partial(() if ended else tuple(commit.tail))
+        logger.debug("update", window=[round(w.start, 2), round(w.end, 2)], heard="".join(x.word for x in words),
+                     pauses=[[round(p.start, 2), round(p.end, 2)] for p in pauses], ended=ended, overflow=overflow,
+                     final=[e.text for e in events if e.kind == "final"], partial="".join(x.word for x in self.partial))
+        if ended:
             self._handled_until = w.end
             w.trim_to(w.end - self._preroll)
+        elif pauses:
+            self._handled_until = (pauses[-1].start + pauses[-1].end) / 2
+            self._trim_before_tail(max(self._handled_until, pauses[-1].end - self._preroll), commit.tail)
         elif overflow:
-            w.trim_to(max(self.policy.last_final_end, w.end - OVERFLOW_KEEP) if commit.final
-                      else w.end - OVERFLOW_KEEP)
+            self._trim_before_tail(self._overflow_cut(segments) if commit.final else w.end - OVERFLOW_KEEP,
+                                   commit.tail)
             self._handled_until = max(self._handled_until, w.start)
         elif w.duration > self.cfg.trim_seconds:
             cut = self._final_segment_boundary(segments)
             if cut is not None:
-                w.trim_to(cut)
+                self._trim_before_tail(cut, commit.tail)
         return events
+
+    def _trim_before_tail(self, t: float, tail) -> None:
+        """Cut the window at t, but never into a word that is not final yet."""
+        if tail:
+            t = min(t, tail[0].start - WORD_VAD_MARGIN)
+        self.window.trim_to(t)
 
     def finish(self, decode: bool = True) -> list[CaptionEvent]:
         """End of stream: decode what is left (decode=True) or make the pending partial final."""
@@ -146,10 +172,9 @@ class Captioner:
             segments = self._decode()
             commit = self.policy.commit_all([wd for seg in segments for wd in seg.words])
         else:
-            commit = self.policy.commit_words(list(self.partial))
-        events = self._events(commit, segment_end=True)
+            commit = self.policy.commit_all(list(self.partial))
         self._handled_until = self.window.end
-        return events
+        return self._final(commit.final, segment_end=True)
 
     def _decode(self):
         w = self.window
@@ -186,21 +211,32 @@ class Captioner:
                 if seg.words and seg.words[-1].end <= self.policy.last_final_end + 0.01]
         return ends[-1] if ends else None
 
-    def _events(self, commit: Commit, segment_end: bool) -> list[CaptionEvent]:
+    def _final(self, words: list[Word], segment_end: bool) -> list[CaptionEvent]:
+        """A final caption for newly final words; segment_end closes the utterance (and its
+        partial), so the next words start a new segment id."""
         events = []
-        if commit.final or (segment_end and self._segment_has_finals):
-            events.append(CaptionEvent("final", self.segment_id, tuple(commit.final), segment_end=segment_end))
+        if words or (segment_end and self._segment_has_finals):
+            events.append(CaptionEvent("final", self.segment_id, tuple(words), segment_end=segment_end))
             self._segment_has_finals = True
-        tail = () if segment_end else tuple(commit.tail)
-        if [x.word for x in tail] != [x.word for x in self.partial] or (commit.final and self.partial):
+        elif segment_end and self.partial:  # an utterance that ended with no final words
             self.revision += 1
-            events.append(CaptionEvent("partial", self.segment_id, tail, revision=self.revision))
-        self.partial = tail
-        if segment_end and self._segment_has_finals:
-            self.segment_id += 1
+            events.append(CaptionEvent("partial", self.segment_id, (), revision=self.revision))
+        if segment_end:
+            if self._segment_has_finals:
+                self.segment_id += 1
             self.revision = 0
+            self.partial = ()
             self._segment_has_finals = False
         return events
+
+    def _partial(self, tail: tuple[Word, ...]) -> list[CaptionEvent]:
+        """A partial when the not-yet-final tail changed (a client shows finals + this tail)."""
+        changed = [x.word for x in tail] != [x.word for x in self.partial]
+        self.partial = tail
+        if not changed:
+            return []
+        self.revision += 1
+        return [CaptionEvent("partial", self.segment_id, tail, revision=self.revision)]
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ class CommitPolicy:
     def __init__(self) -> None:
         self.last_final_end = 0.0  # end time of the newest final word
         self.finals: deque[Word] = deque(maxlen=200)  # recent final words (prompt, overlap check)
-        self.previous: list[Word] = []  # the last hypothesis' not-yet-final tail
+        self.previous: list[Word] = []  # the previous hypothesis (whole window)
 
     def pending(self, hypothesis: list[Word]) -> list[Word]:
         """The part of a hypothesis that is not final yet."""
@@ -70,32 +70,32 @@ class CommitPolicy:
         return words
 
     def agree(self, hypothesis: list[Word]) -> Commit:
-        """LocalAgreement-2: final is the common prefix of this tail and the previous one."""
-        tail = self.pending(hypothesis)
+        """LocalAgreement-2: final is the common prefix of this pending tail and the previous
+        hypothesis' pending tail (both measured from the current final point)."""
+        tail, before = self.pending(hypothesis), self.pending(self.previous)
         n = 0
-        while n < min(len(tail), len(self.previous)) and norm(tail[n].word) == norm(self.previous[n].word):
+        while n < min(len(tail), len(before)) and norm(tail[n].word) == norm(before[n].word):
             n += 1
         return self._commit(tail[:n], tail[n:])
 
     def commit_all(self, hypothesis: list[Word]) -> Commit:
         """End of utterance: everything pending is final."""
-        commit = self._commit(self.pending(hypothesis), [])
-        self.previous = []
-        return commit
+        return self._commit(self.pending(hypothesis), [])
 
     def commit_before(self, hypothesis: list[Word], t: float) -> Commit:
-        """Window overflow: pending words ending by stream time t are final."""
+        """Pending words that start before stream time t are final (a pause ended an utterance
+        there, or the window overflows). By start, not end: a last word's end often runs on
+        into the pause."""
         tail = self.pending(hypothesis)
         n = 0
-        while n < len(tail) and tail[n].end <= t:
+        while n < len(tail) and tail[n].start < t:
             n += 1
         return self._commit(tail[:n], tail[n:])
 
-    def commit_words(self, words: list[Word]) -> Commit:
-        """Make an already-published partial final as it stands (shutdown, audio gap)."""
-        commit = self._commit(self.pending(words), [])
-        self.previous = []
-        return commit
+    def remember(self, hypothesis: list[Word]) -> None:
+        """This update's hypothesis, for the next update to agree with (once per decode: an
+        update may commit in several steps, all against the same previous hypothesis)."""
+        self.previous = list(hypothesis)
 
     def _commit(self, final: list[Word], tail: list[Word]) -> Commit:
         out = []
@@ -108,11 +108,13 @@ class CommitPolicy:
             out.append(w)
             self.finals.append(w)
             self.last_final_end = w.end
-        self.previous = tail
         return Commit(out, tail)
 
     def prompt(self, before: float) -> str | None:
         """Final text that ended before stream time `before` (i.e. no longer in the window),
-        at most PROMPT_CHARS of it, as the next decode's prompt."""
-        text = "".join(w.word for w in self.finals if w.end <= before + TIME_SLACK).strip()
-        return text[-PROMPT_CHARS:] or None
+        at most PROMPT_CHARS of it starting at a word, as the next decode's prompt."""
+        text = "".join(w.word for w in self.finals if w.end <= before + TIME_SLACK)
+        if len(text) > PROMPT_CHARS:
+            text = text[-PROMPT_CHARS:]
+            text = text[text.find(" ") + 1:] if " " in text else text
+        return text.strip() or None

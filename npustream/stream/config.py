@@ -159,6 +159,8 @@ def build(file_path: str | os.PathLike | None = None, overrides: dict[str, Any] 
     cfg = StreamConfig(**values)
     if cfg.trim_seconds > cfg.max_window:
         raise ConfigError(f"trim_seconds ({cfg.trim_seconds}) must not exceed max_window ({cfg.max_window})")
+    if cfg.speed != 1.0 and not (cfg.source == "sample" or cfg.source.startswith("file:")):
+        raise ConfigError(f"speed applies to file:PATH and sample sources only, not {cfg.source!r}")
     if cfg.pub_endpoint == cfg.ctl_endpoint:
         raise ConfigError(f"pub and ctl must be different endpoints, both are {cfg.pub_endpoint}")
     return cfg

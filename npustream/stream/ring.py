@@ -26,15 +26,15 @@ class RingBuffer:
 
     # -- producer side: no allocation of buffers, no locks, no waiting --------------------------
     def write(self, samples: np.ndarray) -> None:
-        n = len(samples)
-        if n > self.capacity:  # only the newest `capacity` samples can survive anyway
-            samples, n = samples[n - self.capacity:], self.capacity
-        start = self._written % self.capacity
+        total = len(samples)
+        skip = max(0, total - self.capacity)  # only the newest `capacity` samples can survive
+        samples, n = samples[skip:], total - skip
+        start = (self._written + skip) % self.capacity
         first = min(n, self.capacity - start)
         self._data[start:start + first] = samples[:first]
         if first < n:
             self._data[:n - first] = samples[first:]
-        self._written += n  # published only after the samples are in place
+        self._written += total  # published only after the samples are in place
 
     def free(self) -> int:
         """Room before the next write would overwrite unread audio (for producers that wait)."""

@@ -86,6 +86,12 @@ class VoiceActivity:
                 begin = None
         return out
 
+    def pauses(self, t0: float, t1: float, min_seconds: float) -> list[SpeechRegion]:
+        """Silences of at least min_seconds between two stretches of speech within [t0, t1)."""
+        speech = self.regions(t0, t1)
+        return [SpeechRegion(a.end, b.start) for a, b in zip(speech, speech[1:])
+                if b.start - a.end >= min_seconds - 1e-9]
+
     @property
     def in_speech(self) -> bool:
         return self._in_speech

@@ -1,0 +1,134 @@
+"""`npustream plan`: the NPU plan, its resource check and the timing model's predicted figures.
+
+Every figure printed is PREDICTED by the timing model (npustream/npu/timing.py), not measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+# Published Whisper encoder shapes (d_model, heads, layers), for planning without a model file;
+# --model reads the dimensions from a model's weights instead.
+SHAPES = {"tiny": (384, 6, 4), "base": (512, 8, 6), "small": (768, 12, 12),
+          "medium": (1024, 16, 24), "large": (1280, 20, 32)}
+LABEL = "predicted by the timing model, not measured"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("plan", help="show the NPU plan, resource check and predicted timing",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("--plan", choices=("pipeline", "split"), default=None,
+                   help="plan to show (default: the scheduler's choice for --objective)")
+    p.add_argument("--objective", choices=("latency", "throughput"), default="latency")
+    p.add_argument("--preset", choices=("phoenix", "hawkpoint"), default="phoenix")
+    p.add_argument("--shape", choices=tuple(SHAPES), default="base", help="Whisper model size")
+    p.add_argument("--model", default=None, help="model directory: read the dimensions from it")
+    p.add_argument("--windows", type=int, default=8, help="windows in the simulated stream")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--gantt", metavar="FILE", default=None, help="write a Gantt chart (PNG)")
+    p.set_defaults(handler=run)
+
+
+def _dims(args: argparse.Namespace):
+    from npustream.model.dims import WhisperDims
+
+    if args.model:
+        from npustream.model import ct2_reader
+
+        return ct2_reader.load(args.model).dims
+    d, h, n = SHAPES[args.shape]
+    return WhisperDims(80, 1500, d, h, n, 51865, 448, d, h, n)
+
+
+def _work(task) -> dict:
+    share = task.share
+    return {"op": task.op.name, "rows": [share.row0, share.row1], "heads": [share.head0, share.head1],
+            "predicted_ms": round(task.cost.time_s() * 1e3, 4)}
+
+
+def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, object]:
+    """The JSON object `plan --json` prints (also used by the benchmark)."""
+    from npustream.npu.column_design import column_design
+    from npustream.npu.resources import check_plan
+    from npustream.npu.simulate import predict
+
+    plan = choice.plan
+    prediction, one, stream = predict(plan, stream_windows)
+    resources = check_plan(plan, column_design(plan.dims, plan.tiles, plan.params))
+    columns = []
+    for c, tasks in enumerate(plan.columns):
+        columns.append({
+            "column": c,
+            "utilisation": round(prediction.utilisation[c], 4),
+            "compute_utilisation": round(prediction.compute_utilisation[c], 4),
+            "ops": [t.op.name for t in tasks],
+            "work": [_work(t) for t in tasks],
+            **({"carried": list(plan.stages[c].carried)} if plan.stages else {}),
+        })
+    obj = {
+        "plan": plan.kind,
+        "preset": preset,
+        "note": f"all figures are {LABEL}",
+        "reason": choice.reason,
+        "predicted_latency_ms": round(prediction.latency_s * 1e3, 3),
+        "compute_bound_ms": round(prediction.compute_bound_s * 1e3, 3),
+        "predicted_throughput_windows_per_s": round(prediction.throughput_per_s, 3),
+        "compute_bound_throughput_windows_per_s": round(prediction.compute_bound_throughput_per_s, 3),
+        "predicted_period_ms": round(prediction.period_s * 1e3, 3),
+        "hidden_transfer_share": round(prediction.hidden_transfer_share, 4),
+        "predicted_transfer_ms": round(prediction.transfer_s * 1e3, 3),
+        "predicted_exposed_transfer_ms": round(prediction.exposed_transfer_s * 1e3, 3),
+        "predicted_startup_ms": round(prediction.startup_s * 1e3, 3),
+        "columns": columns,
+        "resource_check": resources.as_dict(),
+    }
+    return obj, one, stream
+
+
+def _print_text(obj: dict, out=sys.stdout) -> None:
+    print(f"NPU plan: {obj['plan']} on {obj['preset']} ({obj['reason']})", file=out)
+    print(f"All figures below are {LABEL}.", file=out)
+    for col in obj["columns"]:
+        ops = col["ops"]
+        span = f"{ops[0]} .. {ops[-1]} ({len(ops)} ops)" if ops else "idle"
+        if obj["plan"] == "split":
+            span = f"a share of every op ({len(ops)} ops)"
+        carried = f", carries {', '.join(col['carried'])}" if col.get("carried") else ""
+        print(f"  column {col['column']}: {span}{carried}; predicted busy {col['utilisation']:.0%}, "
+              f"computing {col['compute_utilisation']:.0%}", file=out)
+    print(f"  predicted latency per window:   {obj['predicted_latency_ms']:.1f} ms "
+          f"(array compute bound {obj['compute_bound_ms']:.1f} ms)", file=out)
+    print(f"  predicted throughput:           {obj['predicted_throughput_windows_per_s']:.2f} windows/s "
+          f"(compute bound {obj['compute_bound_throughput_windows_per_s']:.2f})", file=out)
+    print(f"  predicted transfer hidden:      {obj['hidden_transfer_share']:.1%} of "
+          f"{obj['predicted_transfer_ms']:.1f} ms", file=out)
+    print(f"  predicted start-up (once):      {obj['predicted_startup_ms']:.0f} ms", file=out)
+    check = obj["resource_check"]
+    print("  resource check: " + ("ok" if check["ok"] else "FAILED"), file=out)
+    for v in check["violations"]:
+        print(f"    {v['message']}", file=out)
+
+
+def run(args: argparse.Namespace) -> int:
+    from npustream.errors import ConfigError
+    from npustream.npu.params import preset
+    from npustream.npu.scheduler import choose
+    from npustream.npu.tiles import DEFAULT_TILES
+
+    if args.windows < 2:
+        raise ConfigError("--windows must be at least 2 to predict a stream's throughput")
+    choice = choose(_dims(args), DEFAULT_TILES, preset(args.preset), objective=args.objective, plan=args.plan)
+    obj, one, stream = report(choice, args.windows, args.preset)
+    if args.gantt:
+        from npustream.npu.gantt import write_gantt
+
+        obj["gantt"] = str(write_gantt(args.gantt, one, stream, args.preset))
+    if args.json:
+        print(json.dumps(obj, indent=1))
+    else:
+        _print_text(obj)
+        if args.gantt:
+            print(f"  Gantt chart (predicted): {obj['gantt']}")
+    return 0 if obj["resource_check"]["ok"] else 1

@@ -1,0 +1,166 @@
+"""Plans, the event simulation, the scheduler and `npustream plan`."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+
+import pytest
+
+from npustream.errors import ConfigError
+from npustream.model.dims import WhisperDims
+from npustream.npu.params import PRESETS
+from npustream.npu.plan import _stage_io, live_at, make_plan, pipeline_plan, split_plan
+from npustream.npu.scheduler import choose
+from npustream.npu.simulate import predict, simulate
+from npustream.npu.tiles import DEFAULT_TILES
+
+BASE = WhisperDims(80, 1500, 512, 8, 6, 51865, 448, 512, 8, 6)
+TINY = WhisperDims(80, 1500, 384, 6, 4, 51864, 448, 384, 6, 4)
+PHOENIX = PRESETS["phoenix"]
+
+
+def _stage_times(plan) -> list[float]:
+    return [sum(t.cost.time_s() for t in tasks) + stage.carry_s for tasks, stage in zip(plan.columns, plan.stages)]
+
+
+def test_pipeline_is_a_contiguous_cover_of_the_ops():
+    plan = pipeline_plan(BASE, DEFAULT_TILES, PHOENIX)
+    order = [t.index for tasks in plan.columns for t in tasks]
+    assert order == list(range(len(plan.ops)))
+    assert all(len(tasks) > 0 for tasks in plan.columns) and len(plan.columns) == 4
+    assert all(t.share.row0 == 0 and t.share.row1 == t.op.rows for tasks in plan.columns for t in tasks)
+    # 6 layers over 4 columns: some cut falls inside a layer
+    cut_ops = [plan.ops[s.first].name for s in plan.stages[1:]]
+    assert any(not name.endswith(".ln1") for name in cut_ops)
+
+
+@pytest.mark.parametrize("dims", [TINY, BASE], ids=["tiny", "base"])
+def test_pipeline_partition_is_optimal(dims):
+    """Exhaustive search over every placement of the 3 cuts finds no smaller period."""
+    plan = pipeline_plan(dims, DEFAULT_TILES, PHOENIX)
+    cost = [t.cost.time_s() for tasks in plan.columns for t in tasks]
+    shapes, ops = plan.shapes, plan.ops
+
+    def stage(i, j):
+        return sum(cost[i:j]) + _stage_io(ops, i, j, shapes, PHOENIX)[3]
+
+    n = len(ops)
+    best = min(max(stage(0, a), stage(a, b), stage(b, c), stage(c, n))
+               for a, b, c in itertools.combinations(range(1, n), 3))
+    assert max(_stage_times(plan)) == pytest.approx(best, rel=1e-12)
+
+
+def test_live_activations_at_cuts():
+    ops = tuple(pipeline_plan(BASE, DEFAULT_TILES, PHOENIX).ops)
+    assert live_at(ops, 0) == ("mel",)
+    names = [op.name for op in ops]
+    after_qkv = names.index("layer0.qkv") + 1
+    assert set(live_at(ops, after_qkv)) == {"stem.conv2", "layer0.qkv"}  # residual stream + qkv
+    assert live_at(ops, len(ops)) == ("final_ln",)
+
+
+@pytest.mark.parametrize("dims", [TINY, BASE], ids=["tiny", "base"])
+def test_split_shares_cover_each_op_exactly(dims):
+    plan = split_plan(dims, DEFAULT_TILES, PHOENIX)
+    for i, op in enumerate(plan.ops):
+        shares = [tasks[i].share for tasks in plan.columns]
+        assert all(tasks[i].op is op for tasks in plan.columns)
+        if shares[0].head1 - shares[0].head0 < op.heads:  # by heads
+            assert [(s.head0, s.head1) for s in shares] == [(c * op.heads // 4, (c + 1) * op.heads // 4)
+                                                             for c in range(4)]
+        else:  # by rows, on kernel tile boundaries
+            assert shares[0].row0 == 0 and shares[-1].row1 == op.rows
+            assert all(a.row1 == b.row0 for a, b in zip(shares, shares[1:]))
+    by_heads = [t for t in plan.columns[0] if t.op.kind == "attention"]
+    assert all((t.heads is not None) == (dims.n_audio_head % 4 == 0) for t in by_heads)
+
+
+def test_pipeline_simulation_flows_through_depth_two_buffers():
+    plan = pipeline_plan(BASE, DEFAULT_TILES, PHOENIX)
+    stages = _stage_times(plan)
+    sim = simulate(plan, 12)
+    assert simulate(plan, 1).latency_s == pytest.approx(sum(stages))
+    assert sim.period_s == pytest.approx(max(stages), rel=1e-9)
+    ends: dict = {}
+    starts: dict = {}
+    for e in sim.events:
+        key = (e.column, e.window)
+        starts[key] = min(starts.get(key, e.start_s), e.start_s)
+        ends[key] = max(ends.get(key, e.end_s), e.end_s)
+    for (col, w), start in starts.items():
+        if col > 0:
+            assert start >= ends[(col - 1, w)] - 1e-12  # its input is ready
+        if w >= 2 and col < 3:
+            assert start >= ends[(col + 1, w - 2)] - 1e-12  # a free slot in its output buffer
+        if w >= 1:
+            assert start >= ends[(col, w - 1)] - 1e-12
+    # column k works on window w while column k+1 works on window w-1
+    assert starts[(0, 2)] < ends[(1, 1)]
+
+
+def test_split_simulation_waits_for_the_slowest_column():
+    plan = split_plan(BASE, DEFAULT_TILES, PHOENIX)
+    per_op = [max(tasks[i].cost.time_s() for tasks in plan.columns) for i in range(len(plan.ops))]
+    assert simulate(plan, 1).latency_s == pytest.approx(sum(per_op))
+    assert simulate(plan, 3).period_s == pytest.approx(sum(per_op))
+
+
+def test_predictions_are_consistent():
+    for kind in ("pipeline", "split"):
+        p, one, stream = predict(make_plan(kind, BASE, DEFAULT_TILES, PHOENIX))
+        assert 0 < p.hidden_transfer_share <= 1
+        assert p.exposed_transfer_s == pytest.approx(p.transfer_s * (1 - p.hidden_transfer_share))
+        assert all(0 < c <= u <= 1 + 1e-9 for u, c in zip(p.utilisation, p.compute_utilisation))
+        assert p.compute_bound_s < p.latency_s and p.period_s >= p.compute_bound_s
+        assert p.startup_s == 0.02
+
+
+def test_scheduler_chooses_by_objective_and_says_why():
+    lat = choose(BASE, DEFAULT_TILES, PHOENIX, objective="latency")
+    preds = {k: predict(make_plan(k, BASE, DEFAULT_TILES, PHOENIX))[0] for k in ("pipeline", "split")}
+    assert lat.plan.kind == min(preds, key=lambda k: preds[k].latency_s)
+    assert "predicted" in lat.reason and "latency" in lat.reason
+    thr = choose(BASE, DEFAULT_TILES, PHOENIX, objective="throughput")
+    assert thr.plan.kind == min(preds, key=lambda k: preds[k].period_s)
+    forced = choose(BASE, DEFAULT_TILES, PHOENIX, plan="pipeline")
+    assert forced.plan.kind == "pipeline" and "configuration" in forced.reason
+    with pytest.raises(ConfigError, match="objective"):
+        choose(BASE, DEFAULT_TILES, PHOENIX, objective="fastest")
+    with pytest.raises(ConfigError, match="unknown NPU plan"):
+        choose(BASE, DEFAULT_TILES, PHOENIX, plan="zigzag")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "npustream", "plan", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_json_has_the_documented_keys(tmp_path):
+    gantt = tmp_path / "plan.png"
+    proc = _cli("--plan", "pipeline", "--json", "--gantt", str(gantt))
+    assert proc.returncode == 0, proc.stderr
+    obj = json.loads(proc.stdout)
+    for key in ("plan", "preset", "predicted_latency_ms", "compute_bound_ms", "predicted_throughput_windows_per_s",
+                "compute_bound_throughput_windows_per_s", "hidden_transfer_share", "columns", "resource_check"):
+        assert key in obj
+    assert obj["plan"] == "pipeline" and obj["preset"] == "phoenix"
+    assert "predicted by the timing model" in obj["note"]
+    assert len(obj["columns"]) == 4 and all("utilisation" in c and c["ops"] for c in obj["columns"])
+    assert obj["resource_check"] == {"ok": True, "violations": []}
+    plan = pipeline_plan(BASE, DEFAULT_TILES, PHOENIX)
+    assert obj["predicted_latency_ms"] == pytest.approx(sum(_stage_times(plan)) * 1e3, abs=1e-3)
+    png = gantt.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_cli_text_labels_every_figure_as_predicted():
+    proc = _cli("--preset", "hawkpoint", "--shape", "tiny")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "predicted by the timing model, not measured" in out
+    assert all("predicted" in line or "ms" not in line for line in out.splitlines())
+    bad = _cli("--windows", "1")
+    assert bad.returncode == 2 and "--windows" in bad.stderr

@@ -1,0 +1,229 @@
+"""The daemon's parts on their own: ring buffer, window, commit policy, config, control
+protocol, wire messages, caption rendering. Fast; real data, no model."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from npustream.errors import ConfigError
+from npustream.stream import config, control, messages
+from npustream.stream.captioner import CaptionEvent
+from npustream.stream.commit import CommitPolicy, cut_repetition
+from npustream.stream.render import CaptionPrinter
+from npustream.stream.ring import RingBuffer
+from npustream.stream.windows import AudioWindow
+from npustream.types import Word
+
+
+def words(text: str, start: float = 0.0, step: float = 0.5) -> list[Word]:
+    return [Word(start + i * step, start + (i + 1) * step, " " + w, 0.9) for i, w in enumerate(text.split())]
+
+
+def texts(ws) -> str:
+    return "".join(w.word for w in ws).strip()
+
+
+# -- ring buffer ---------------------------------------------------------------------------
+def test_ring_wraps_and_keeps_order():
+    ring = RingBuffer(10)
+    ring.write(np.arange(7, dtype=np.float32))
+    assert ring.read(5).tolist() == [0, 1, 2, 3, 4]
+    ring.write(np.arange(7, 13, dtype=np.float32))  # wraps past the end of storage
+    assert ring.read().tolist() == [5, 6, 7, 8, 9, 10, 11, 12]
+    assert ring.dropped == 0
+
+
+def test_ring_overflow_drops_the_oldest_and_counts_it():
+    ring = RingBuffer(8)
+    ring.write(np.arange(5, dtype=np.float32))
+    ring.write(np.arange(5, 12, dtype=np.float32))  # 12 written, room for 8: 0..3 are lost
+    assert ring.read().tolist() == list(range(4, 12))
+    assert ring.dropped == 4
+    ring.write(np.arange(100, 130, dtype=np.float32))  # one write larger than the ring
+    assert ring.read().tolist() == list(range(122, 130))
+    assert ring.dropped == 4 + 22
+
+
+def test_ring_concurrent_producer_never_splices_audio():
+    """A producer thread writes a ramp as fast as it can into a small ring while the
+    consumer reads: every block read must be a contiguous piece of the ramp, and what was
+    read plus what was dropped must account for every sample written."""
+    ring, total = RingBuffer(4096), 256 * 8000
+    done = threading.Event()
+
+    def produce():
+        for start in range(0, total, 256):
+            ring.write(np.arange(start, start + 256, dtype=np.float32))
+        done.set()
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    got, last = 0, -1.0
+    while not (done.is_set() and ring.available() == 0):
+        block = ring.read(1000)
+        if len(block):
+            assert np.all(np.diff(block) == 1), "a read mixed audio from two laps of the ring"
+            assert block[0] > last
+            last = float(block[-1])
+            got += len(block)
+    thread.join()
+    assert got + ring.dropped == total
+    assert last == total - 1
+
+
+# -- window ------------------------------------------------------------------------------
+def test_window_times_follow_samples_through_trims_and_gaps():
+    w = AudioWindow(10.0)
+    w.append(np.arange(16000 * 3, dtype=np.float32))
+    w.trim_to(1.25)
+    assert (w.start, w.end) == (1.25, 3.0)
+    assert w.audio()[0] == 20000  # the sample at 1.25 s is now first
+    w.jump(2.0)  # 2 s never arrived
+    assert (w.start, w.end, w.duration) == (5.0, 5.0, 0.0)
+    with pytest.raises(ValueError, match="overflow"):
+        w.append(np.zeros(w.room() + 1, dtype=np.float32))
+
+
+# -- commit policy ------------------------------------------------------------------------
+def test_local_agreement_commits_the_common_prefix_only():
+    policy = CommitPolicy()
+    first = policy.agree(words("a gold ring will"))
+    assert first.final == [] and texts(first.tail) == "a gold ring will"
+    policy.remember(words("a gold ring will"))
+    second = policy.agree(words("a gold ring will please most"))
+    assert texts(second.final) == "a gold ring will" and texts(second.tail) == "please most"
+    policy.remember(words("a gold ring will please most"))
+    # The third decode revises the tail: only what two hypotheses share becomes final.
+    third = policy.agree(words("a gold ring will please mostly any"))
+    assert texts(third.final) == "please" and texts(third.tail) == "mostly any"
+
+
+def test_no_word_is_final_twice_even_when_timestamps_drift():
+    policy = CommitPolicy()
+    policy.commit_all(words("she saw a cat", 0.0))
+    # The same audio decoded again, every timestamp 0.3 s later, plus one new word.
+    again = policy.commit_all(words("she saw a cat in", 0.3))
+    assert texts(again.final) == "in"
+    assert again.final[0].start >= 2.0  # final times never go back
+
+
+def test_commit_before_uses_word_starts():
+    policy = CommitPolicy()
+    hyp = [Word(0.0, 0.4, " one", 0.9), Word(0.4, 1.6, " two.", 0.9), Word(2.0, 2.4, " three", 0.9)]
+    commit = policy.commit_before(hyp, 1.5)  # "two." runs into the pause but started before it
+    assert texts(commit.final) == "one two." and texts(commit.tail) == "three"
+
+
+def test_repetition_loops_are_cut():
+    looped = words("the storm the storm the storm the storm tore")
+    assert texts(cut_repetition(looped)) == "the storm"
+    assert texts(cut_repetition(words("no no no"))) == "no no no"  # people say that
+    assert texts(cut_repetition(words("no no no no no"))) == "no"
+    assert texts(cut_repetition(words("a gold ring will please"))) == "a gold ring will please"
+
+
+def test_prompt_is_final_text_already_out_of_the_window():
+    policy = CommitPolicy()
+    policy.commit_all(words("a gold ring will please most any girl", 0.0))
+    assert policy.prompt(before=2.0) == "a gold ring will"
+    assert policy.prompt(before=0.0) is None
+
+
+# -- config -------------------------------------------------------------------------------
+def test_config_file_and_flags(tmp_path):
+    path = tmp_path / "npustream.toml"
+    path.write_text('source = "file:/x.wav"\nhop = 0.5\nlanguage = "en"\nwords = false\n')
+    cfg = config.build(path, {"hop": 2.0, "engine": None})
+    assert (cfg.source, cfg.hop, cfg.language, cfg.words, cfg.engine) == ("file:/x.wav", 2.0, "en", False, "cpu")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("hopp = 1.0\n", "unknown key 'hopp'"),
+    ('hop = "fast"\n', "key 'hop' must be a number"),
+    ("beam_size = 2.5\n", "key 'beam_size' must be an integer"),
+    ("endpoint_ms = 5\n", "key 'endpoint_ms' must be milliseconds from 100 to 10000"),
+    ('engine = "gpu"\n', "key 'engine' must be one of cpu, npu, npu-emu"),
+    ('source = "microphone"\n', "key 'source' must be mic"),
+    ('pub = "udp://x"\n', "key 'pub' must be an ipc://"),
+    ("hop = [1\n", "not valid TOML"),
+])
+def test_config_errors_name_the_key(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as err:
+        config.build(path)
+    assert str(path) in str(err.value)
+
+
+def test_config_cross_checks_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        config.build(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="--speed"):
+        config.build(None, {"speed": 0.0})
+    with pytest.raises(ConfigError, match="speed applies to file"):
+        config.build(None, {"source": "mic", "speed": 2.0})
+    with pytest.raises(ConfigError, match="different endpoints"):
+        config.build(None, {"pub": "tcp://127.0.0.1:5000", "ctl": "tcp://127.0.0.1:5000"})
+
+
+def test_default_endpoints_follow_xdg_runtime_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert config.default_pub() == f"ipc://{tmp_path}/npustream/captions.sock"
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert config.default_ctl().startswith("ipc:///tmp/npustream-")
+
+
+# -- control protocol and wire messages ---------------------------------------------------
+@pytest.mark.parametrize("body, error", [
+    (b"\xff\xfe", "not UTF-8 JSON"),
+    (b"status", "not UTF-8 JSON"),
+    (b"[1, 2]", "must be a JSON object"),
+    (b'{"cmd": "reboot"}', "unknown cmd 'reboot'"),
+    (b'{"cmd": "status", "pad": "' + b"x" * 5000 + b'"}', "exceeds the 4096-byte limit"),
+])
+def test_control_rejects_malformed_requests(body, error):
+    cmd, message = control.parse_request(body)
+    assert cmd is None and error in message
+    assert json.loads(control.reply(error=message)) == {"v": 1, "ok": False, "error": message}
+
+
+def test_control_envelopes_and_valid_request():
+    assert control.parse_request(b'{"cmd": "snapshot"}') == ("snapshot", None)
+    assert control.split_envelope([b"id", b"", b"{}"]) == ([b"id", b""], b"{}")
+    assert control.split_envelope([b"id", b"{}"]) == ([b"id"], b"{}")
+    assert control.split_envelope([b"id", b"", b"a", b"b"]) == ([b"id", b""], None)
+
+
+def test_messages_round_trip_and_reject_foreign_payloads():
+    event = CaptionEvent("final", 3, tuple(words("hello there", 1.0)), segment_end=True)
+    frames, message = messages.encode(messages.FINAL, messages.caption_body(event, 1700000000.0, True), "abc", 7)
+    decoded = messages.decode(frames)
+    assert decoded == message
+    assert (decoded["text"], decoded["start"], decoded["end"], decoded["seq"]) == ("hello there", 1.0, 2.0, 7)
+    for bad in ([b"caption.final"], [b"caption.final", b"{not json"], [b"status", frames[1]],
+                [b"caption.final", b'{"v": 2, "type": "caption.final", "seq": 1, "stream_id": "x"}']):
+        with pytest.raises(ValueError):
+            messages.decode(bad)
+
+
+def test_text_printer_rewrites_the_open_line_and_scrolls_finals():
+    out = io.StringIO()
+    printer = CaptionPrinter(out, "text", live=True)
+    printer.handle({"type": "caption.partial", "text": "a gold"})
+    printer.handle({"type": "caption.final", "text": "a gold ring", "segment_end": False})
+    printer.handle({"type": "caption.partial", "text": "will"})
+    printer.handle({"type": "caption.final", "text": "will please.", "segment_end": True})
+    screen = out.getvalue()
+    assert screen.endswith("\r\x1b[Ka gold ring will please.\n")
+    assert "\x1b[2mwill\x1b[0m" in screen  # the partial is dimmed
+    piped = io.StringIO()
+    printer = CaptionPrinter(piped, "text", live=False)
+    for m in ({"type": "caption.partial", "text": "x"}, {"type": "caption.final", "text": "one", "segment_end": False},
+              {"type": "caption.final", "text": "two.", "segment_end": True}):
+        printer.handle(m)
+    assert piped.getvalue() == "one two.\n"
