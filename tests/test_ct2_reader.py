@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from npustream.bf16 import to_bf16_bits
 from npustream.errors import ModelError
 from npustream.model import ct2_reader, store
 from npustream.model.reference import conv_stem, layer_norm, reference_encode
@@ -50,7 +51,7 @@ def test_round_trip_all_dtypes(tmp_path):
     arrays = {
         "enc/f32": rng.standard_normal((3, 4)).astype(np.float32),
         "enc/f16": rng.standard_normal(5).astype(np.float16),
-        "enc/bf16": ct2_reader.float32_to_bfloat16(values),
+        "enc/bf16": to_bf16_bits(values),
         "enc/weight": rng.integers(-127, 128, (4, 3, 2), dtype=np.int8),
         "enc/weight_scale": np.array([1.0, 2.0, 0.5, 127.0], np.float32),
         "enc/i16": np.array([-32768, 0, 32767], np.int16),
@@ -171,7 +172,7 @@ def test_conv_stem_in_bfloat16(base, base_dir, mel, tmp_path):
     def bf16_stem_only(name, value):
         if name.startswith("encoder/layer_0/") and "layer_norm" not in name or "position" in name:
             value = np.zeros_like(value)
-        return {name: (ct2_reader.float32_to_bfloat16(value), "bfloat16")}
+        return {name: (to_bf16_bits(value), "bfloat16")}
 
     model_dir = derived_model(base, base_dir, tmp_path / "stem", bf16_stem_only)
     model = ct2_reader.load(model_dir)

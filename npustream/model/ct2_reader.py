@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from npustream.bf16 import from_bf16_bits
 from npustream.errors import ModelError
 from npustream.model.dims import WhisperDims
 
@@ -98,25 +99,13 @@ class Ct2Model:
         if dtype == "float16":
             return value.astype(np.float32)
         if dtype == "bfloat16":
-            return bfloat16_to_float32(value)
+            return from_bf16_bits(value)
         if name + "_scale" not in self:
             raise ModelError(f"model variable {name} is {dtype} without {name}_scale")
         scale = np.asarray(self[name + "_scale"], dtype=np.float32)
         if scale.ndim == 1:  # one scale per output row (int8); broadcast over the rest
             scale = scale.reshape((-1,) + (1,) * (value.ndim - 1))
         return value.astype(np.float32) / scale
-
-
-def bfloat16_to_float32(bits: np.ndarray) -> np.ndarray:
-    """bfloat16 is the top half of a float32: shift the 16 bits back into place."""
-    return (bits.astype(np.uint32) << 16).view(np.float32)
-
-
-def float32_to_bfloat16(values: np.ndarray) -> np.ndarray:
-    """Round-to-nearest-even float32 -> bfloat16 bits (for writing test models)."""
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    rounding = ((bits >> 16) & 1) + 0x7FFF
-    return ((bits + rounding) >> 16).astype(np.uint16)
 
 
 class _Cursor:
