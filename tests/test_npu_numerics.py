@@ -12,7 +12,14 @@ from npustream.errors import ConfigError
 from npustream.model.dims import WhisperDims
 from npustream.npu import numerics as nx
 from npustream.npu.graph import encoder_ops
-from npustream.npu.tiles import DEFAULT_TILES, L1_BYTES, Tiles, c_header, check_l1, l1_footprints
+from npustream.npu.tiles import (
+    DEFAULT_TILES,
+    L1_BYTES,
+    Tiles,
+    c_header,
+    check_l1,
+    l1_footprints,
+)
 
 RNG = np.random.default_rng(20240601)
 

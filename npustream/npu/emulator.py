@@ -97,7 +97,7 @@ def flash_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, k
             unrolled; the same products, associated differently (fp32 rounding only).
     The padding of the ragged last key tile gets score -inf: exp gives 0, so it adds nothing.
     """
-    h, r, dh = q.shape
+    h, r, _ = q.shape
     t = k.shape[1]
     n_kv = -(-t // kv_rows)
     s = np.full((h, r, n_kv * kv_rows), -np.inf, np.float32)

@@ -56,6 +56,7 @@ def l1_footprints(tiles: Tiles, dims: WhisperDims) -> dict[str, int]:
     layernorm = (
         2 * r * d * BF16  # input rows
         + 2 * d * F32  # gamma and beta, resident
+        + d * F32  # one row in fp32 (the centred values between the two passes)
         + 2 * r * d * BF16  # output rows
     )
     mq, nk = t.attn_q_rows, t.attn_kv_rows
@@ -66,7 +67,7 @@ def l1_footprints(tiles: Tiles, dims: WhisperDims) -> dict[str, int]:
         + mq * nk * F32  # scores
         + mq * nk * BF16  # probabilities P (bf16, the P.V matmul operand)
         + mq * dh * F32  # running P.V accumulator
-        + 2 * mq * F32  # running max m and sum l
+        + 3 * mq * F32  # running max m, sum l, and this tile's rescale alpha
         + 2 * mq * dh * BF16  # output tile
     )
     gelu = 2 * t.gelu_elems * BF16 + 2 * t.gelu_elems * BF16  # input and output, double-buffered
