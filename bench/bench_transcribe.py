@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[1]
 AUDIO = REPO.parent / "shared" / "audio"
 FILES = ("jfk.flac", "libri_1.flac", "osr_0034_8k.wav")
