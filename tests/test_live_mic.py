@@ -116,7 +116,7 @@ MAX_WER = 0.10
 
 
 def caption(daemon: Daemon, server: PulseServer, path, sink: str = SINK,
-            quiet_seconds: float = 3.0, timeout: float = 90.0) -> str:
+            quiet_seconds: float = 6.0, timeout: float = 90.0) -> str:
     """Play `path` into the microphone; the finals published for it, once the daemon has
     settled: the newest caption is a final (no partial left pending) and none came for
     `quiet_seconds`. Decoding can run seconds behind on a busy machine."""

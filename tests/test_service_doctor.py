@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from daemon_harness import Daemon
 from pulse import FIXED_DEVICE, fixed_rate_pulse, pulse  # noqa: F401 (fixtures)
 
 from npustream.service import npu_probe
@@ -112,3 +113,17 @@ def test_devices_lists_index_name_channels_and_rates(fixed_rate_pulse):  # noqa:
     assert fixed["default_rate"] == fixed_rate_pulse.jack.rate
     table = npustream("devices", env=fixed_rate_pulse.client_env).stdout
     assert f"{fixed['index']:>3}  {FIXED_DEVICE}" in table
+
+
+def test_a_running_daemon_is_found_on_its_control_socket(tmp_path):
+    daemon = Daemon(tmp_path / "daemon", ["--source", "stdin"])
+    try:
+        daemon.wait_ready()
+        config = f'source = "sample"\npub = "{daemon.pub}"\nctl = "{daemon.ctl}"\n'
+        code, report = doctor(tmp_path, config)
+        running = lines(report, "daemon")[0]
+        assert code == 0
+        assert running["status"] == "ok" and "a daemon is running (engine cpu" in running["detail"]
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()

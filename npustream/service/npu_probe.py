@@ -1,6 +1,7 @@
 """What the NPU engine needs on this machine, checked without loading anything onto the NPU:
-device node, driver, firmware, permissions, XRT and pyxrt, built xclbins. Each finding says how
-to fix it. `blocker` is the first missing prerequisite: the reason `run` uses the CPU instead."""
+device node, driver, firmware, permissions, XRT and pyxrt, built NPU designs (xclbins). Each
+finding says how to fix it. `blocker` is the first missing prerequisite: the reason `run` uses
+the CPU instead."""
 
 from __future__ import annotations
 
@@ -38,19 +39,6 @@ class NpuReport:
     @property
     def blocker(self) -> Finding | None:
         return next((f for f in self.findings if f.required and not f.ok), None)
-
-
-def xclbin_dirs() -> list[Path]:
-    """Where built NPU designs are looked for: $NPUSTREAM_XCLBIN_DIR, the user's cache, and the
-    source tree's mlir/build (a development checkout)."""
-    dirs = []
-    if os.environ.get("NPUSTREAM_XCLBIN_DIR"):
-        dirs.append(Path(os.environ["NPUSTREAM_XCLBIN_DIR"]))
-    cache = os.environ.get("XDG_CACHE_HOME", "")
-    dirs.append((Path(cache) if os.path.isabs(cache) else Path.home() / ".cache")
-                / "npustream" / "xclbin")
-    dirs.append(Path(__file__).resolve().parents[2] / "mlir" / "build")
-    return dirs
 
 
 def _device_findings(report: NpuReport) -> None:
@@ -120,18 +108,27 @@ def _xrt_findings(report: NpuReport) -> None:
     report.findings.append(Finding("pyxrt", False, "pyxrt not importable", fix))
 
 
-def _xclbin_findings(report: NpuReport) -> None:
-    found: list[Path] = []
-    for d in xclbin_dirs():
-        if d.is_dir():
-            found += sorted(d.rglob("*.xclbin"))
-    where = ", ".join(str(d) for d in xclbin_dirs())
-    detail = (f"{len(found)} xclbin(s): " + ", ".join(p.name for p in found[:4])
-              if found else f"no built xclbins in {where}")
-    report.findings.append(Finding(
-        "xclbins", bool(found), detail,
-        "" if found else "build them (mlir-aie toolchain, see README) or set NPUSTREAM_XCLBIN_DIR "
-        "to a directory of built ones"))
+def _build_findings(report: NpuReport) -> None:
+    """Built NPU designs where the npu engine looks for them (npustream.npu.manifest): each is a
+    directory with manifest.json, the xclbin and the instruction streams."""
+    from npustream.errors import EngineError
+    from npustream.npu import manifest
+
+    pattern = manifest.default_build_dir("*", "*")  # $NPUSTREAM_NPU_BUILD, or one per preset-plan
+    builds, broken = [], []
+    for build in sorted(pattern.parent.glob(pattern.name)):
+        try:
+            manifest.load_manifest(build)
+        except EngineError as exc:
+            broken.append(str(exc))
+        else:
+            builds.append(build.name)
+    if builds:
+        report.findings.append(Finding("NPU builds", True, f"{', '.join(builds)} in {pattern.parent}"))
+    else:
+        detail = broken[0] if broken else f"no built NPU design in {pattern}"
+        report.findings.append(Finding("NPU builds", False, detail, manifest.BUILD_HINT
+                                       + "; or set NPUSTREAM_NPU_BUILD to a build directory"))
 
 
 def _memlock_finding(report: NpuReport) -> None:
@@ -147,6 +144,6 @@ def probe() -> NpuReport:
     _device_findings(report)
     _driver_findings(report)
     _xrt_findings(report)
-    _xclbin_findings(report)
+    _build_findings(report)
     _memlock_finding(report)
     return report
