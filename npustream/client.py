@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Union
+from typing import Any, ClassVar, Iterator, Union
 
 import zmq
 
@@ -57,15 +57,25 @@ class Caption:
         return self.kind == "final"
 
 
+class _NotACaption:
+    """Every event has `kind` and `text`, so a loop that prints captions needs no type checks."""
+
+    kind: ClassVar[str]
+    text: ClassVar[str] = ""
+    final: ClassVar[bool] = False
+
+
 @dataclass(frozen=True)
-class Gap:
+class Gap(_NotACaption):
+    kind: ClassVar[str] = "gap"
     missed: int  # messages lost between the two seqs
     last_seq: int
     next_seq: int
 
 
 @dataclass(frozen=True)
-class Status:
+class Status(_NotACaption):
+    kind: ClassVar[str] = "status"
     state: str  # running, source_lost, source_restored, source_ended, stopping
     message: str
     seq: int
@@ -73,13 +83,15 @@ class Status:
 
 
 @dataclass(frozen=True)
-class Heartbeat:
+class Heartbeat(_NotACaption):
+    kind: ClassVar[str] = "heartbeat"
     seq: int
     raw: dict[str, Any]
 
 
 @dataclass(frozen=True)
-class NewStream:
+class NewStream(_NotACaption):
+    kind: ClassVar[str] = "new_stream"
     stream_id: str  # the daemon restarted: seq starts over
 
 

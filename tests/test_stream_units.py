@@ -112,10 +112,11 @@ def test_no_word_is_final_twice_even_when_timestamps_drift():
     assert again.final[0].start >= 2.0  # final times never go back
 
 
-def test_commit_before_uses_word_starts():
+def test_commit_at_a_pause_keeps_words_on_their_side():
     policy = CommitPolicy()
-    hyp = [Word(0.0, 0.4, " one", 0.9), Word(0.4, 1.6, " two.", 0.9), Word(2.0, 2.4, " three", 0.9)]
-    commit = policy.commit_before(hyp, 1.5)  # "two." runs into the pause but started before it
+    # A pause from 1.5 to 2.2 s: "two." runs into it, "three" reaches back into it.
+    hyp = [Word(0.0, 0.4, " one", 0.9), Word(0.4, 1.7, " two.", 0.9), Word(1.6, 2.6, " three", 0.9)]
+    commit = policy.commit_before(hyp, 2.2)
     assert texts(commit.final) == "one two." and texts(commit.tail) == "three"
 
 

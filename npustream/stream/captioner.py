@@ -3,12 +3,17 @@ commit policy, with no threads, sockets or clocks of its own (the daemon supplie
 
 Each update decodes the window (from the last trim point to now, at most 30 s) when there is
 speech in it that is not final yet, and then:
-  - the utterance ended (a pause of endpoint_ms after speech): every pending word is final,
-    the window is cut in the pause, the next utterance gets a new segment id;
+  - each pause of endpoint_ms inside the pending audio (several when the engine was busy
+    through them) ends an utterance: its words are final, the next words get a new segment id;
+  - the utterance ended (the audio ends in such a pause): every pending word is final and
+    the window is cut in the pause;
   - the window is about to overflow: the words before the last segment boundary (or all but
     the last few seconds) are final and the window is cut there;
   - otherwise LocalAgreement-2 decides, and a window longer than trim_seconds is cut at the
     end of its newest final segment (a shorter window decodes faster and drifts less).
+Words only become final when the hypothesis accounts for the speech the VAD heard before them
+(guards.py). The window is cut in pauses (silence to the VAD), at final segment boundaries
+(never into a word that is not final yet), or, on overflow, where it must.
 """
 
 from __future__ import annotations
@@ -20,16 +25,19 @@ import numpy as np
 
 from npustream import log
 from npustream.audio import SAMPLE_RATE
-from npustream.stream.commit import CommitPolicy, cut_repetition
+from npustream.stream.commit import Commit, CommitPolicy
 from npustream.stream.config import StreamConfig
+from npustream.stream.guards import HypothesisGuard
 from npustream.stream.vad import VoiceActivity
 from npustream.stream.windows import AudioWindow
 from npustream.types import Word
 
 logger = log.get(__name__)
 
-WORD_VAD_MARGIN = 0.25  # s: a word must lie within this of VAD speech to count as heard
 OVERFLOW_KEEP = 5.0  # s: on overflow without a segment boundary, this much stays pending
+TRIM_MARGIN = 0.25  # s of audio kept before the first word that is not final yet
+PAUSE_RUN_ON = 0.4  # s a last word's aligned end may run on into the pause after it
+REUSE_MARGIN = 0.1  # s a decoded window must reach past the last speech for its words to be complete
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class UpdateStats:
     skipped: int = 0  # hops that passed while the engine was busy (latest wins: never queued)
     decode_seconds: float = 0.0
     last_decode_seconds: float = 0.0
-    hallucinations_dropped: int = 0  # words outside VAD speech or cut as a repetition loop
+    reused: int = 0  # utterance ends made final from the previous decode (it had heard them out)
 
 
 class Captioner:
@@ -62,12 +70,15 @@ class Captioner:
         self.window = AudioWindow(cfg.max_window)
         self.vad = VoiceActivity(cfg.vad_threshold)
         self.policy = CommitPolicy()
+        self.guard = HypothesisGuard(self.vad, self.policy)
         self.stats = UpdateStats()
         self.segment_id = 0
         self.revision = 0
         self.partial: tuple[Word, ...] = ()  # the last published partial's words
         self._segment_has_finals = False
         self._handled_until = 0.0  # speech before this needs no more decoding
+        self._last_segments = None  # the last decode's result, while it may still be reused
+        self._decoded_until = 0.0  # stream time the last decode's window reached
         self._last_update_end = 0.0
         self._hop = cfg.hop
         self._endpoint = cfg.endpoint_ms / 1000
@@ -84,6 +95,7 @@ class Captioner:
     def gap(self, seconds: float) -> list[CaptionEvent]:
         """Audio was lost (capture overflow, device gone): close the utterance, skip the gap."""
         events = self.finish(decode=False)
+        self._last_segments = None
         self.window.jump(seconds)
         self.vad.reset(self.window.end)
         self._handled_until = self._last_update_end = self.window.end
@@ -122,23 +134,49 @@ class Captioner:
             w.trim_to(w.end - self._preroll)
             return events
         overflow = self._overflowing()
-        segments = self._decode()
+        # An utterance that ended while the engine worked on audio already past its last word:
+        # that hypothesis has every word, so its end is final now, without another decode.
+        last_speech = self.vad.last_speech_end()
+        if (ended and self._last_segments is not None and last_speech is not None
+                and self._decoded_until >= last_speech + REUSE_MARGIN):
+            segments = self._last_segments
+            self.stats.reused += 1
+        else:
+            segments = self._decode()
         words = [wd for seg in segments for wd in seg.words]
         events: list[CaptionEvent] = []
         # Pauses inside the pending audio ended utterances too (they pass unseen by the
         # trailing-silence check when the engine was busy through them): close each one.
         since = max(w.start, self.policy.last_final_end, self._handled_until)
-        pauses = self.vad.pauses(since, w.end, self._endpoint)
-        for pause in pauses:
-            cut = (pause.start + pause.end) / 2
+        pauses, held = [], False
+        found = self.vad.pauses(since, w.end, self._endpoint)
+        for i, pause in enumerate(found):
+            next_start = found[i + 1].start if i + 1 < len(found) else w.end
+            if not self.guard.trust_pause(words, since, pause, next_start):
+                held = True  # keep that audio and commit nothing after it: the next decode retries
+                break
+            since = (pause.start + pause.end) / 2
+            # Words ending by shortly after the pause began belong before it. A word aligned
+            # to end deep in the pause is more likely the next utterance's first, pulled back.
+            cut = min(pause.end, pause.start + PAUSE_RUN_ON)
             events += self._final(self.policy.commit_before(words, cut).final, segment_end=True)
+            pauses.append(pause)
+        if ended and not held:
+            held = not self.guard.trust(words, since, last_speech or w.end)
+        elif not (ended or held or overflow):
+            agreed = self.policy.agreed(words)
+            held = bool(agreed) and not self.guard.trust(words, since, agreed[-1].end)
+        ended = ended and not held
         if ended:
             commit = self.policy.commit_all(words)
         elif overflow:
             commit = self.policy.commit_before(words, self._overflow_cut(segments))
+        elif held:
+            commit = Commit([], self.policy.pending(words))
         else:
             commit = self.policy.agree(words)
         self.policy.remember(words)
+        self._last_segments = None if (held or ended) else segments
         events += self._final(commit.final, segment_end=ended)
         events += self._partial(() if ended else tuple(commit.tail))
         logger.debug("update", window=[round(w.start, 2), round(w.end, 2)], heard="".join(x.word for x in words),
@@ -147,12 +185,11 @@ class Captioner:
         if ended:
             self._handled_until = w.end
             w.trim_to(w.end - self._preroll)
-        elif pauses:
+        elif pauses:  # cut in the pause: silence to the VAD, whatever the words' timestamps say
             self._handled_until = (pauses[-1].start + pauses[-1].end) / 2
-            self._trim_before_tail(max(self._handled_until, pauses[-1].end - self._preroll), commit.tail)
-        elif overflow:
-            self._trim_before_tail(self._overflow_cut(segments) if commit.final else w.end - OVERFLOW_KEEP,
-                                   commit.tail)
+            w.trim_to(max(self._handled_until, pauses[-1].end - self._preroll))
+        elif overflow:  # forced: the window must shrink even if that cuts into a pending word
+            w.trim_to(self._overflow_cut(segments))
             self._handled_until = max(self._handled_until, w.start)
         elif w.duration > self.cfg.trim_seconds:
             cut = self._final_segment_boundary(segments)
@@ -163,14 +200,21 @@ class Captioner:
     def _trim_before_tail(self, t: float, tail) -> None:
         """Cut the window at t, but never into a word that is not final yet."""
         if tail:
-            t = min(t, tail[0].start - WORD_VAD_MARGIN)
+            t = min(t, tail[0].start - TRIM_MARGIN)
         self.window.trim_to(t)
 
     def finish(self, decode: bool = True) -> list[CaptionEvent]:
         """End of stream: decode what is left (decode=True) or make the pending partial final."""
         if decode and self._pending_speech() * 1000 >= self.cfg.min_speech_ms:
-            segments = self._decode()
-            commit = self.policy.commit_all([wd for seg in segments for wd in seg.words])
+            words = [wd for seg in self._decode() for wd in seg.words]
+            since = max(self.window.start, self.policy.last_final_end, self._handled_until)
+            if not self.guard.trust(words, since, self.vad.last_speech_end() or self.window.end):
+                retry = [wd for seg in self._decode() for wd in seg.words]  # without the prompt
+                if len(self.policy.pending(retry)) > len(self.policy.pending(words)):
+                    words = retry
+            commit = self.policy.commit_all(words)
+            logger.debug("finish", window=[round(self.window.start, 2), round(self.window.end, 2)],
+                         heard="".join(x.word for x in words), final=[x.word for x in commit.final])
         else:
             commit = self.policy.commit_all(list(self.partial))
         self._handled_until = self.window.end
@@ -179,32 +223,27 @@ class Captioner:
     def _decode(self):
         w = self.window
         t0 = time.perf_counter()
-        result = self.recognizer.decode_window(w.audio(), offset=w.start, prompt=self.policy.prompt(w.start))
+        # A retry after a hypothesis left heard speech out goes without the prompt (guards.py).
+        prompt = None if self.guard.retry_unprompted else self.policy.prompt(w.start)
+        self.guard.retry_unprompted = False
+        result = self.recognizer.decode_window(w.audio(), offset=w.start, prompt=prompt)
         elapsed = time.perf_counter() - t0
         self.stats.decodes += 1
         self.stats.decode_seconds += elapsed
         self.stats.last_decode_seconds = elapsed
+        self._decoded_until = w.end
         if result.skipped_as_silence:
             return ()
-        return tuple(self._guard(seg) for seg in result.segments if seg.words)
-
-    def _guard(self, segment):
-        """Keep only words the VAD heard as speech, clamped into the window, loops cut."""
-        w = self.window
-        kept = []
-        for wd in segment.words:
-            if self.vad.speech_in(wd.start - WORD_VAD_MARGIN, wd.end + WORD_VAD_MARGIN) <= 0:
-                continue
-            start = min(max(wd.start, w.start), w.end)
-            kept.append(Word(start, min(max(wd.end, start), w.end), wd.word, wd.probability))
-        cut = cut_repetition(kept)
-        self.stats.hallucinations_dropped += len(segment.words) - len(cut)
-        return _Seg(tuple(cut))
+        return tuple(_Seg(self.guard.heard(seg.words, w.start, w.end)) for seg in result.segments if seg.words)
 
     def _overflow_cut(self, segments) -> float:
-        """Where an overflowing window is made final: the last segment boundary, if any."""
+        """Where an overflowing window is made final and cut: its last segment boundary, or
+        OVERFLOW_KEEP before its end when there is none (or none that frees enough)."""
+        w = self.window
         boundaries = [seg.words[-1].end for seg in segments[:-1] if seg.words]
-        return boundaries[-1] if boundaries else self.window.end - OVERFLOW_KEEP
+        if boundaries and boundaries[-1] - w.start >= OVERFLOW_KEEP:
+            return boundaries[-1]
+        return w.end - OVERFLOW_KEEP
 
     def _final_segment_boundary(self, segments) -> float | None:
         ends = [seg.words[-1].end for seg in segments

@@ -60,8 +60,10 @@ class CommitPolicy:
         self.previous: list[Word] = []  # the previous hypothesis (whole window)
 
     def pending(self, hypothesis: list[Word]) -> list[Word]:
-        """The part of a hypothesis that is not final yet."""
-        words = [w for w in hypothesis if w.start >= self.last_final_end - TIME_SLACK]
+        """The part of a hypothesis that is not final yet: the words centred after the last
+        final word's end (alignment may pull a new word's start back over silence, so not by
+        start), less a repeat of the final words' tail (recognised by text)."""
+        words = [w for w in hypothesis if (w.start + w.end) / 2 >= self.last_final_end - TIME_SLACK]
         # A final word whose timestamp moved later in this decode: recognise it by its text.
         recent = [norm(w.word) for w in list(self.finals)[-MAX_OVERLAP_WORDS:]]
         for k in range(min(len(recent), len(words)), 0, -1):
@@ -69,13 +71,19 @@ class CommitPolicy:
                 return words[k:]
         return words
 
-    def agree(self, hypothesis: list[Word]) -> Commit:
-        """LocalAgreement-2: final is the common prefix of this pending tail and the previous
-        hypothesis' pending tail (both measured from the current final point)."""
+    def agreed(self, hypothesis: list[Word]) -> list[Word]:
+        """LocalAgreement-2: the common prefix of this hypothesis' pending tail and the
+        previous hypothesis' (both measured from the current final point)."""
         tail, before = self.pending(hypothesis), self.pending(self.previous)
         n = 0
         while n < min(len(tail), len(before)) and norm(tail[n].word) == norm(before[n].word):
             n += 1
+        return tail[:n]
+
+    def agree(self, hypothesis: list[Word]) -> Commit:
+        """Make the agreed prefix final."""
+        n = len(self.agreed(hypothesis))
+        tail = self.pending(hypothesis)
         return self._commit(tail[:n], tail[n:])
 
     def commit_all(self, hypothesis: list[Word]) -> Commit:
@@ -83,12 +91,13 @@ class CommitPolicy:
         return self._commit(self.pending(hypothesis), [])
 
     def commit_before(self, hypothesis: list[Word], t: float) -> Commit:
-        """Pending words that start before stream time t are final (a pause ended an utterance
-        there, or the window overflows). By start, not end: a last word's end often runs on
-        into the pause."""
+        """Pending words that end by stream time t are final: the end of a pause that closed an
+        utterance (word alignment lets the last word before a pause run on into it, and the
+        next word's start reach back into it, but that word ends after the pause), or a
+        segment boundary when the window overflows."""
         tail = self.pending(hypothesis)
         n = 0
-        while n < len(tail) and tail[n].start < t:
+        while n < len(tail) and tail[n].end <= t + 1e-6:
             n += 1
         return self._commit(tail[:n], tail[n:])
 

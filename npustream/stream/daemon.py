@@ -25,7 +25,7 @@ import numpy as np
 from npustream import __version__, log
 from npustream.errors import AudioError, NpustreamError
 from npustream.stream import control
-from npustream.stream.captioner import CaptionEvent, Captioner
+from npustream.stream.captioner import Captioner, CaptionEvent
 from npustream.stream.config import StreamConfig
 from npustream.stream.messages import STATUS, caption_body, topic_of
 from npustream.stream.publisher import Publisher
@@ -64,6 +64,7 @@ class Daemon:
         self._refuse_second_daemon()
         self.source = open_source(self.cfg.source, speed=self.cfg.speed, rate=self.cfg.rate,
                                   capture_seconds=self.cfg.capture_seconds, on_status=self._source_status)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self._load_model()
             self.publisher = Publisher(
@@ -71,14 +72,11 @@ class Daemon:
                 heartbeat=self.cfg.heartbeat, snapshot_finals=self.cfg.snapshot_finals,
                 status=self.status, heartbeat_body=self.heartbeat)
             self.publisher.start()
-            previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                return self._serve()
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
+            return self._serve()
         finally:
             self._shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _refuse_second_daemon(self) -> None:
         if not self.cfg.ctl_endpoint.startswith("ipc://"):
@@ -106,10 +104,13 @@ class Daemon:
         self.captioner = Captioner(self.recognizer, cfg)
 
     def _serve(self) -> int:
+        if self._stop_signals:
+            logger.info("stopped_before_start")
+            return 0
         ready = f"captioning {self.source.name} on the {self.recognizer.engine_name} engine"
-        self.notifier.ready(ready)
         self.stream_start = time.time()
-        self.source.start()
+        self.source.start()  # a microphone that cannot open fails here, before READY=1
+        self.notifier.ready(ready)
         self.source_state = "running"
         self._publish_status("running", ready)
         logger.info("daemon_ready", source=self.source.name, engine=self.recognizer.engine_name,
@@ -127,6 +128,7 @@ class Daemon:
             if self._samples_in == 0:
                 raise AudioError(f"{self.source.name} ended before any audio arrived")
         else:
+            self.source.close()  # stop capture first; the update in progress has finished
             self._emit(self.captioner.finish(decode=False))
             self.source_state = "stopped"
             self._publish_status("stopping", "stopped by signal")
@@ -222,9 +224,11 @@ class Daemon:
             "uptime": round(time.monotonic() - self.started, 3), "stream_start": self.stream_start,
             "stream_time": round(audio, 3), "lag": round(self.lag, 3),
             "rtf": round(stats.decode_seconds / audio, 4) if audio else None,
-            "updates": stats.updates, "decodes": stats.decodes, "windows_skipped": stats.skipped,
+            "updates": stats.updates, "decodes": stats.decodes, "decode_seconds": round(stats.decode_seconds, 3),
+            "windows_skipped": stats.skipped,
             "audio_dropped": round(dropped, 3), "finals": self.finals, "partials": self.partials,
-            "hallucinated_words_dropped": stats.hallucinations_dropped,
+            "hallucinated_words_dropped": self.captioner.guard.dropped_words,
+            "retried": self.captioner.guard.retries, "reused": stats.reused,
             "control_errors": self.publisher.control_errors, "published": self.publisher.seq,
             "hop": self.cfg.hop, "speed": self.cfg.speed, "pub": self.cfg.pub_endpoint, "ctl": self.cfg.ctl_endpoint,
         }
