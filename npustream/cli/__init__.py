@@ -8,13 +8,14 @@ import argparse
 import importlib
 import sys
 
+import npustream
 from npustream import __version__, log
 from npustream.errors import NpustreamError
 
 # Subcommand modules, in the order `--help` lists them.
 COMMANDS = (
-    "transcribe",  # file -> text (issue: foundation)
-    "run",  # the streaming daemon (issue: daemon)
+    "transcribe",  # file -> text
+    "run",  # the streaming daemon
     "subscribe",  # live captions in a terminal
     "status",  # query a running daemon's control socket
     "plan",  # NPU plan, resource check, predicted timing
@@ -25,18 +26,12 @@ COMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="npustream", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="npustream", description=npustream.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"npustream {__version__}")
     parser.add_argument("--log-level", default=None, help="debug, info, warning, error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"npustream.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"npustream.cli.{name}":
-                continue  # subcommand not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"npustream.cli.{name}").register(sub)
     return parser
 
 
