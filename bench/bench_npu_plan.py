@@ -6,6 +6,10 @@ bound, and against published figures for Whisper base encoders on laptop NPUs (A
 whisper.cpp NPU encoder: 162-178 ms per window; the seed project's NPU path: about 6 s).
 Checked against the issue's targets at the default parameters.
 
+Counted: the column programs' size per window (DMA tasks and runtime-sequence operations the
+instruction streams carry; their execution time on the NPU's command processor is not in the
+timing model, which has no parameter for it).
+
 Measured, in the same run: wall time per window of the pipeline executor on the emulator
 backend (4 column threads, ping-pong buffers) against the plain emulator engine (`npu-emu`),
 on the shared audio, with the outputs compared bit for bit.
@@ -73,6 +77,36 @@ def print_predicted() -> list[str]:
     return misses
 
 
+def count_programs() -> None:
+    """Size of the column programs for Whisper base on Phoenix (no weights needed: the program's
+    shape does not depend on the weights' values, only on where they sit)."""
+    from npustream.cli.plan import SHAPES
+    from npustream.model.dims import WhisperDims
+    from npustream.npu.buffers import plan_layouts
+    from npustream.npu.column_program import Await, Push, column_run
+    from npustream.npu.params import preset
+    from npustream.npu.plan import column_runs, make_plan
+    from npustream.npu.tiles import DEFAULT_TILES
+
+    d, h, n = SHAPES["base"]
+    dims = WhisperDims(80, 1500, d, h, n, 51865, 448, d, h, n)
+    print("COUNTED: column programs per window (Whisper base, Phoenix)")
+    for kind in ("pipeline", "split"):
+        plan = make_plan(kind, dims, DEFAULT_TILES, preset("phoenix"))
+        runs = tasks = ops = 0
+        for column, layouts in enumerate(plan_layouts(plan)):
+            names = [t.op.name for t in plan.columns[column]]
+            table = {f"{name}.{part}": (i << 24, "<u2", ()) for i, name in enumerate(names)
+                     for part in ("wb", "res", "g", "beta")}
+            for run in column_runs(plan, column):
+                program = column_run(plan, column, list(run), layouts, table)
+                runs += 1
+                tasks += len(program.tasks)
+                ops += sum(isinstance(op, (Push, Await)) for op in program.ops)
+        print(f"  {kind:8s} {runs:4d} XRT runs, {tasks} DMA tasks, {ops} pushes and awaits "
+              f"(+ descriptor and lock writes per phase)")
+
+
 def measure_emulator(windows: int) -> None:
     from npustream.audio import load_audio
     from npustream.engines.npu_emu import NpuEmuEngine
@@ -115,6 +149,7 @@ def main() -> int:
 
     log.configure("warning")
     misses = print_predicted()
+    count_programs()
     if not args.no_emulator:
         measure_emulator(args.windows)
     if misses:

@@ -12,7 +12,14 @@ import pytest
 from npustream.errors import ConfigError
 from npustream.model.dims import WhisperDims
 from npustream.npu.params import PRESETS
-from npustream.npu.plan import _stage_io, live_at, make_plan, pipeline_plan, split_plan
+from npustream.npu.plan import (
+    _stage_io,
+    column_runs,
+    live_at,
+    make_plan,
+    pipeline_plan,
+    split_plan,
+)
 from npustream.npu.scheduler import choose
 from npustream.npu.simulate import predict, simulate
 from npustream.npu.tiles import DEFAULT_TILES
@@ -23,7 +30,7 @@ PHOENIX = PRESETS["phoenix"]
 
 
 def _stage_times(plan) -> list[float]:
-    return [sum(t.cost.time_s() for t in tasks) + stage.carry_s for tasks, stage in zip(plan.columns, plan.stages)]
+    return [sum(t.cost.time_s() for t in tasks) + stage.overhead_s for tasks, stage in zip(plan.columns, plan.stages)]
 
 
 def test_pipeline_is_a_contiguous_cover_of_the_ops():
@@ -35,6 +42,10 @@ def test_pipeline_is_a_contiguous_cover_of_the_ops():
     # 6 layers over 4 columns: some cut falls inside a layer
     cut_ops = [plan.ops[s.first].name for s in plan.stages[1:]]
     assert any(not name.endswith(".ln1") for name in cut_ops)
+    # one XRT run per column and window: the tasks have no dispatch of their own, the stage one
+    assert all(t.cost.dispatch_s == 0 for tasks in plan.columns for t in tasks)
+    assert all(s.dispatch_s == PHOENIX.dispatch_s for s in plan.stages)
+    assert [column_runs(plan, c) for c in range(4)] == [[tuple(range(len(t)))] for t in plan.columns]
 
 
 @pytest.mark.parametrize("dims", [TINY, BASE], ids=["tiny", "base"])
@@ -44,8 +55,8 @@ def test_pipeline_partition_is_optimal(dims):
     cost = [t.cost.time_s() for tasks in plan.columns for t in tasks]
     shapes, ops = plan.shapes, plan.ops
 
-    def stage(i, j):
-        return sum(cost[i:j]) + _stage_io(ops, i, j, shapes, PHOENIX)[3]
+    def stage(i, j):  # one XRT run (dispatch) per stage and window
+        return sum(cost[i:j]) + _stage_io(ops, i, j, shapes, PHOENIX)[3] + PHOENIX.dispatch_s
 
     n = len(ops)
     best = min(max(stage(0, a), stage(a, b), stage(b, c), stage(c, n))
@@ -103,6 +114,8 @@ def test_pipeline_simulation_flows_through_depth_two_buffers():
 
 def test_split_simulation_waits_for_the_slowest_column():
     plan = split_plan(BASE, DEFAULT_TILES, PHOENIX)
+    assert column_runs(plan, 2) == [(i,) for i in range(len(plan.ops))]  # a host barrier after every op
+    assert all(t.cost.dispatch_s == PHOENIX.dispatch_s for tasks in plan.columns for t in tasks)
     per_op = [max(tasks[i].cost.time_s() for tasks in plan.columns) for i in range(len(plan.ops))]
     assert simulate(plan, 1).latency_s == pytest.approx(sum(per_op))
     assert simulate(plan, 3).period_s == pytest.approx(sum(per_op))

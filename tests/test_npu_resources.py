@@ -1,15 +1,19 @@
 """The resource checker on the column design and the plans: passes at Phoenix's limits for the
-shipped model, and names the buffer and the limit when something does not fit."""
+shipped models, and names the buffer and the limit when something does not fit; and the MLIR the
+build compiles, printed from the same program the simulator checks."""
 
 from __future__ import annotations
 
-import dataclasses
+import re
 
+import numpy as np
 import pytest
+from npu_random_weights import random_weights
 
 from npustream.errors import ConfigError
 from npustream.model.dims import WhisperDims
-from npustream.npu.column_design import Fifo, column_design
+from npustream.npu.column_design import core_buffers, memtile_bytes
+from npustream.npu.column_program import MEM_BDS_PER_PARITY, SHIM_BDS, Push, column_run
 from npustream.npu.params import PRESETS
 from npustream.npu.plan import make_plan
 from npustream.npu.resources import check_design, check_plan
@@ -23,58 +27,114 @@ PHOENIX = PRESETS["phoenix"]
 @pytest.mark.parametrize("dims", [BASE, SMALL], ids=["base", "small"])
 @pytest.mark.parametrize("kind", ["pipeline", "split"])
 def test_shipped_plans_fit_phoenix(dims, kind):
-    design = column_design(dims, DEFAULT_TILES, PHOENIX)
-    report = check_plan(make_plan(kind, dims, DEFAULT_TILES, PHOENIX), design)
+    report = check_plan(make_plan(kind, dims, DEFAULT_TILES, PHOENIX))
     assert report.ok, report.violations
 
 
 def test_design_accounting_by_hand():
-    design = column_design(BASE, DEFAULT_TILES, PHOENIX)
-    # per core: in0 2 x 8 KiB (A tile 64x64 bf16), in1 2 x (32x64 bf16 + 32 fp32), out 2 x 4 KiB,
-    # scratch = attention state (32x32 fp32 scores + bf16 P + 32x64 fp32 acc + m, l), 1 KiB stack
-    l1 = 2 * 8192 + 2 * (4096 + 128) + 2 * 4096 + (4096 + 2048 + 8192 + 256) + 1024
-    assert l1 <= 64 * 1024
-    tight = check_design(design, PHOENIX.replace(l1_bytes=l1 - 1))
-    assert [v.where for v in tight.violations] == [f"core{i} (FIFO objects x depth + scratch + stack)" for i in range(4)]
+    # per core: in0 2 x 8 KiB (A tile 64 x 64 bf16), in1 2 x (32 x 64 bf16 + 32 fp32 bias),
+    # out 2 x 4 KiB, scratch 2 fp32 accumulators and bias slices, the attention kernel's
+    # 32 x 32 fp32 scores, bf16 P and 32 fp32 alpha, the LayerNorm kernel's 1280 fp32 row,
+    # 128 B of descriptor and FIFO counters, 1 KiB of stack
+    l1 = 2 * 8192 + 2 * 4224 + 2 * 4096 + (2 * 64 * 32 * 4 + 2 * 32 * 4) + (4096 + 2048 + 128) + 5120 + 128 + 1024
+    assert core_buffers(BASE, DEFAULT_TILES).total == l1 <= 64 * 1024
+    tight = check_design(BASE, DEFAULT_TILES, PHOENIX.replace(l1_bytes=l1 - 1))
+    assert [v.where for v in tight.violations] == [
+        f"core{i} (FIFO objects x depth + scratch + kernel statics + state + stack)" for i in range(4)]
     assert tight.violations[0].used == l1 and tight.violations[0].limit == l1 - 1
-    assert check_design(design, PHOENIX.replace(l1_bytes=l1)).ok
-    # the two panel objects fill the mem tile next to the stream and join staging
-    memtile = sum(f.depth * f.object_bytes for f in design.fifos if f.name in ("panel", "stream", "joined"))
-    assert memtile <= 512 * 1024 and 512 * 1024 - memtile < 4
+    assert check_design(BASE, DEFAULT_TILES, PHOENIX.replace(l1_bytes=l1)).ok
+    # mem tile: 2 row-stream rings of 2 A panels (K = 512: 8 objects each), the broadcast ring
+    # of 8 objects, 4 output rings of 4
+    assert memtile_bytes(BASE, DEFAULT_TILES) == 2 * 2 * 8 * 8192 + 8 * 4224 + 4 * 4 * 4096
 
 
-def test_violations_name_buffer_and_limit():
-    design = column_design(BASE, DEFAULT_TILES, PHOENIX)
-    extra = Fifo("extra_in_core2", "memtile", ("core2",), 1024)
-    deep = dataclasses.replace(design.fifo("in0_core1"), depth=13)
-    fifos = tuple(deep if f.name == "in0_core1" else f for f in design.fifos) + (extra,)
-    report = check_design(dataclasses.replace(design, fifos=fifos), PHOENIX)
+def test_violations_name_resource_and_limit():
+    small = PHOENIX.replace(memtile_in_channels=5, tile_bds=5, memtile_locks=12, memtile_bytes=256 * 1024)
+    report = check_design(BASE, DEFAULT_TILES, small)
     messages = [str(v) for v in report.violations]
-    assert "DMA channels of core2 input (S2MM): 3 used, limit 2" in messages
-    assert "DMA channels of memtile output (MM2S): 7 used, limit 6" in messages
-    assert "BDs of core1: 17 used, limit 16" in messages  # in0 13 + in1 2 + out 2
-    assert any(m.startswith("L1 of core1") for m in messages)  # 11 more 8 KiB objects do not fit
-    assert not any(m.startswith(("L1 of core0", "BDs of core0")) for m in messages)
-    with pytest.raises(ConfigError, match="NPU resource check failed: .*limit 2"):
+    assert messages == [
+        "mem tile of memtile (the rings: row streams, broadcast, outputs): 361472 used, limit 262144",
+        "DMA channels of memtile input (S2MM): 6 used, limit 5",
+        "BDs of compute tile (static ping-pong BDs): 6 used, limit 5",
+        "locks of memtile: 16 used, limit 12",
+    ]
+    with pytest.raises(ConfigError, match="NPU resource check failed: .*limit 5"):
         report.raise_if_violated()
 
 
-def test_plan_limits_contexts_and_resident_panels():
+def test_plan_limits_contexts_and_refuses_shapes_the_design_cannot_cut():
     plan = make_plan("split", BASE, DEFAULT_TILES, PHOENIX.replace(max_hw_contexts=3))
-    report = check_plan(plan, column_design(BASE, DEFAULT_TILES, plan.params))
-    assert [str(v) for v in report.violations] == [
+    assert [str(v) for v in check_plan(plan).violations] == [
         "contexts of split plan (one hardware context per column): 4 used, limit 3"]
-    # a 256 KiB mem tile cannot keep fc2's 64-row block of A (64 x 2048 bf16 = 256 KiB) resident
-    small = PHOENIX.replace(memtile_bytes=256 * 1024)
-    plan = make_plan("pipeline", BASE, DEFAULT_TILES, small)
-    report = check_plan(plan, column_design(BASE, DEFAULT_TILES, small))
-    fc2 = [v for v in report.violations if v.where.startswith("layer0.fc2")]
-    assert fc2 and fc2[0].resource == "mem tile" and fc2[0].used == 64 * 2048 * 2
+    odd = WhisperDims(80, 1500, 352, 11, 1, 51865, 448, 352, 11, 1)  # 352 outputs: not whole 128-column blocks
+    with pytest.raises(ConfigError, match="stem.conv1: 352 output columns are not whole blocks of 4 x 32"):
+        make_plan("pipeline", odd, DEFAULT_TILES, PHOENIX)
 
 
 def test_kernel_footprints_are_checked():
     tiles = Tiles(matmul_m=64, matmul_k=128, matmul_n=64)  # matmul buffers double-buffered: > 64 KiB
-    design = column_design(BASE, tiles, PHOENIX)
-    assert not check_design(design, PHOENIX).ok
+    assert not check_design(BASE, tiles, PHOENIX).ok
     with pytest.raises(ConfigError, match="matmul kernel needs"):
         make_plan("split", BASE, tiles, PHOENIX)  # tiles.check_l1 refuses it before planning
+
+
+def test_mlir_module_prints_the_column_program():
+    """The module the build hands aiecc: one device, every task of the run configured with the
+    BD ids the sequencer chose, started and awaited; every lock and buffer it names declared."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "mlir"))
+    from encoder_column import ARGS, run_module
+
+    from npustream.npu.buffers import column_weight_names, pack_weights, plan_layouts
+
+    dims = WhisperDims(80, 200, 128, 2, 1, 51865, 448, 128, 2, 1)
+    weights = random_weights(dims)
+    plan = make_plan("pipeline", dims, DEFAULT_TILES, PHOENIX)
+    layouts = plan_layouts(plan)[1]
+    blob, table = pack_weights(weights, column_weight_names(plan, 1, weights))
+    run = column_run(plan, 1, list(range(len(plan.columns[1]))), layouts, table)
+    sizes = {role: b.nbytes // 4 for role, b in layouts.buffers.items()} | {"weights": blob.size // 4}
+    text = run_module(plan, run, sizes)
+    assert text.count("aie.device(npu1_1col)") == 1 and text.count("{") == text.count("}")
+    pushes = [op for op in run.ops if isinstance(op, Push)]
+    assert text.count("aiex.dma_configure_task(") == text.count("aiex.dma_start_task(") == len(pushes)
+    assert text.count("aiex.dma_await_task(") == len(run.tasks)
+    ids = [int(i) for i in re.findall(r"bd_id = (\d+) : i32", text)]
+    assert ids == [i for op in pushes for i in op.bd_ids]
+    assert max(ids) < 2 * MEM_BDS_PER_PARITY and all(i < SHIM_BDS for op in pushes for i in op.bd_ids
+                                                      if run.tasks[op.task].tile == "shim")
+    declared = set(re.findall(r"(%[a-z0-9_]+) = aie\.(?:lock|buffer|tile)", text))
+    used = set(re.findall(r"aie\.use_lock\((%[a-z0-9_]+)", text)) | set(re.findall(r"set_lock\((%[a-z0-9_]+)", text))
+    used |= set(re.findall(r"aie\.dma_bd\((%[a-z0-9_]+)", text)) - {f"%{a}" for a in ARGS}
+    assert used <= declared, used - declared
+    assert len(re.findall(r"aie\.core\(", text)) == 4 and len(re.findall(r"aie\.mem\(", text)) == 4
+    assert all(f'@{k}(' in text for k in ("col_mm_acc", "col_attn_update", "col_layernorm"))
+    assert np.all(np.diff([text.index(f"%core{c} = aie.tile") for c in range(4)]) > 0)
+
+
+@pytest.mark.hardware
+def test_mlir_module_parses_with_mlir_aie():
+    """With mlir-aie installed, its own parser and verifiers accept the printed module."""
+    pytest.importorskip("aie", reason="mlir-aie is not installed here (no toolchain): see mlir/README.md")
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "mlir"))
+    from aie.dialects import aie as _aie_dialect  # noqa: F401  (registers the dialects)
+    from aie.ir import Context, Location, Module
+    from encoder_column import run_module
+
+    from npustream.npu.buffers import column_weight_names, pack_weights, plan_layouts
+
+    dims = WhisperDims(80, 200, 128, 2, 1, 51865, 448, 128, 2, 1)
+    weights = random_weights(dims)
+    plan = make_plan("pipeline", dims, DEFAULT_TILES, PHOENIX)
+    layouts = plan_layouts(plan)[0]
+    blob, table = pack_weights(weights, column_weight_names(plan, 0, weights))
+    run = column_run(plan, 0, list(range(len(plan.columns[0]))), layouts, table)
+    sizes = {role: b.nbytes // 4 for role, b in layouts.buffers.items()} | {"weights": blob.size // 4}
+    with Context(), Location.unknown():
+        module = Module.parse(run_module(plan, run, sizes))
+        assert module.operation.verify()

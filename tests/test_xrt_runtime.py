@@ -15,7 +15,8 @@ from npustream.npu.emulator import encode_window
 from npustream.npu.executor import EmulatorBackend, Executor
 from npustream.npu.manifest import load_manifest
 from npustream.npu.params import PRESETS
-from npustream.npu.plan import make_plan
+from npustream.npu.plan import column_runs, make_plan
+from npustream.npu.pyxrt_double_build import emulated_program, write_stand_in_build
 from npustream.npu.tiles import DEFAULT_TILES
 from npustream.npu.xrt_runtime import XrtBackend
 
@@ -29,14 +30,14 @@ def tiny_weights():
 
 
 def _device(build, **kwargs):
-    npu = dbl.FakeNpu(dbl.emulated_program(load_manifest(build)), **kwargs)
+    npu = dbl.FakeNpu(emulated_program(load_manifest(build)), **kwargs)
     return npu, dbl.make_pyxrt(npu)
 
 
 @pytest.fixture
 def pipeline_build(tmp_path, tiny_weights):
     plan = make_plan("pipeline", TINY, DEFAULT_TILES, PHOENIX)
-    dbl.write_stand_in_build(tmp_path, plan, tiny_weights)
+    write_stand_in_build(tmp_path, plan, tiny_weights)
     return plan, tmp_path
 
 
@@ -46,8 +47,11 @@ def test_runtime_computes_the_encoder_and_keeps_its_buffers(pipeline_build, tiny
     executor = Executor(plan, XrtBackend(plan, tiny_weights, build, pyxrt=pyxrt))
     try:
         assert npu.live_contexts == 4  # one per column
-        runs = sum(len(t) for t in plan.columns)
-        startup_syncs = runs + 4  # every instruction stream and each column's weights, once
+        runs = sum(len(column_runs(plan, c)) for c in range(4))
+        assert runs == 4  # the pipeline: one run per column and window, covering all its ops
+        # every bo synced to the device once at start-up: the instruction streams, each column's
+        # weights, and the executor's buffers (zeroed: the DMA reads their padding rows)
+        startup_syncs = npu.bos_created
         assert npu.syncs[TO] == startup_syncs and npu.runs == 0
         mels = random_mels(2)
         outputs = executor.encode(mels)
@@ -64,7 +68,7 @@ def test_runtime_computes_the_encoder_and_keeps_its_buffers(pipeline_build, tiny
 
 def test_split_plan_runs_four_contexts_on_shared_buffers(tmp_path, tiny_weights):
     plan = make_plan("split", TINY, DEFAULT_TILES, PHOENIX)
-    dbl.write_stand_in_build(tmp_path, plan, tiny_weights)
+    write_stand_in_build(tmp_path, plan, tiny_weights)
     npu, pyxrt = _device(tmp_path)
     mel = random_mels(1, seed=7)
     on_npu = Executor(plan, XrtBackend(plan, tiny_weights, tmp_path, pyxrt=pyxrt))
@@ -74,7 +78,8 @@ def test_split_plan_runs_four_contexts_on_shared_buffers(tmp_path, tiny_weights)
     finally:
         on_npu.close()
         on_cpu.close()
-    assert npu.syncs[TO] == 4 * len(plan.ops) + 1 + 1  # 4 x ops instruction streams, 1 shared weights, 1 input
+    # 4 x ops instruction streams, 1 shared weights, the zeroed buffers: once each; then 1 input
+    assert npu.syncs[TO] == npu.bos_created + 1 and npu.bos_created == 4 * len(plan.ops) + 1 + 5
 
 
 @pytest.mark.parametrize("fault", ["error", "hang"])
@@ -88,7 +93,8 @@ def test_a_failed_or_hung_run_raises_engine_error(pipeline_build, tiny_weights, 
     else:
         npu.hang_next()
         match = "did not complete within 300 ms"
-    with pytest.raises(EngineError, match=f"NPU column 0 failed: NPU run of stem.conv1 on column 0 {match}"):
+    first, last = plan.columns[0][0].op.name, plan.columns[0][-1].op.name
+    with pytest.raises(EngineError, match=f"NPU column 0 failed: NPU run of {first} .. {last} on column 0 {match}"):
         executor.encode(random_mels(1))
     executor.close()
 
@@ -112,8 +118,8 @@ def test_build_must_exist_and_match_the_plan(tmp_path, pipeline_build, tiny_weig
     split = make_plan("split", TINY, DEFAULT_TILES, PHOENIX)
     with pytest.raises(EngineError, match="the NPU build is for plan 'pipeline', this run needs 'split'"):
         XrtBackend(split, tiny_weights, build, pyxrt=_device(build)[1])
-    (build / "insts" / "c1_t000.bin").unlink()
-    with pytest.raises(EngineError, match="insts/c1_t000.bin is missing"):
+    (build / "insts" / "c1_r000.bin").unlink()
+    with pytest.raises(EngineError, match="insts/c1_r000.bin is missing"):
         XrtBackend(plan, tiny_weights, build, pyxrt=_device(build)[1])
 
 
@@ -123,7 +129,7 @@ def _kernel_setup(build):
     xclbin = x.xclbin(str(build / "encoder_column.xclbin"))
     device.register_xclbin(xclbin)
     kernel = x.kernel(x.hw_context(device, xclbin.get_uuid()), "MLIR_AIE")
-    words = np.fromfile(build / "insts" / "c0_t000.bin", np.uint32)
+    words = np.fromfile(build / "insts" / "c0_r000.bin", np.uint32)
     insts = x.bo(device, words.nbytes, x.bo.cacheable, kernel.group_id(1))
     insts.write(words, 0)
     insts.sync(TO)
@@ -160,7 +166,7 @@ def test_the_double_catches_protocol_violations(pipeline_build):
 
 def test_the_double_refuses_stale_reads_and_runs_asynchronously(pipeline_build):
     _, build = pipeline_build
-    npu, x, device, kernel, insts, n, data = _kernel_setup(build)
+    npu, _, _, kernel, insts, n, data = _kernel_setup(build)
     npu.program = lambda name, words, bufs: bufs[2].device.__setitem__(slice(0, 4), 7)  # the device writes
     run = kernel(3, insts, n, *data)
     assert run.state() in (dbl.ert_cmd_state.ERT_CMD_STATE_QUEUED, dbl.ert_cmd_state.ERT_CMD_STATE_RUNNING,
@@ -204,7 +210,7 @@ def test_npu_engine_on_the_double_matches_npu_emu(tmp_path, base_model_dir, jfk_
     plan = choose(weights.dims, weights.tiles, PHOENIX, plan="pipeline").plan
     with pytest.raises(EngineError, match="no built NPU design"):
         NpuEngine(base_model_dir, plan="pipeline", build_dir=tmp_path, pyxrt=object(), device_node=None)
-    dbl.write_stand_in_build(tmp_path, plan, weights)
+    write_stand_in_build(tmp_path, plan, weights)
     npu, pyxrt = _device(tmp_path)
     engine = NpuEngine(base_model_dir, plan="pipeline", build_dir=tmp_path, pyxrt=pyxrt, device_node=None)
     try:

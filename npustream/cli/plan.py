@@ -50,13 +50,12 @@ def _work(task) -> dict:
 
 def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, object]:
     """The JSON object `plan --json` prints (also used by the benchmark)."""
-    from npustream.npu.column_design import column_design
     from npustream.npu.resources import check_plan
     from npustream.npu.simulate import predict
 
     plan = choice.plan
     prediction, one, stream = predict(plan, stream_windows)
-    resources = check_plan(plan, column_design(plan.dims, plan.tiles, plan.params))
+    resources = check_plan(plan)
     columns = []
     for c, tasks in enumerate(plan.columns):
         columns.append({

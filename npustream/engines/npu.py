@@ -1,6 +1,6 @@
 """The `npu` engine: the Whisper encoder on the Ryzen AI (Phoenix) NPU through pyxrt.
 
-It needs the NPU device node, pyxrt, and a build of the IRON designs for the chosen plan
+It needs the NPU device node, pyxrt, and a build of the column design for the chosen plan
 (mlir/build.py). When any is missing, the constructor raises EngineError with the exact reason;
 the engine factory then falls back to the `cpu` engine and reports why. A run that fails
 mid-stream raises EngineError from `encode` (the window is untouched: the caller re-encodes it
@@ -35,7 +35,6 @@ class NpuEngine:
 
         pyxrt = pyxrt or import_pyxrt()
         from npustream.npu import params as npu_params
-        from npustream.npu.column_design import column_design
         from npustream.npu.executor import Executor
         from npustream.npu.layout import load_npu_weights
         from npustream.npu.manifest import default_build_dir, load_manifest
@@ -47,7 +46,7 @@ class NpuEngine:
         choice = choose(weights.dims, weights.tiles, npu_params.preset(preset), objective=objective, plan=plan)
         build_dir = Path(build_dir) if build_dir else default_build_dir(choice.plan.kind, preset)
         load_manifest(build_dir)  # "no built xclbins" before anything touches the device
-        check_plan(choice.plan, column_design(weights.dims, weights.tiles, choice.plan.params)).raise_if_violated()
+        check_plan(choice.plan).raise_if_violated()
         self.dims = weights.dims
         self.plan = choice.plan
         self._executor = Executor(choice.plan, XrtBackend(choice.plan, weights, build_dir, pyxrt=pyxrt,

@@ -12,7 +12,7 @@ from npustream.npu.simulate import Simulation
 
 KIND_COLOURS = {
     "conv": "#8c564b", "matmul": "#1f77b4", "attention": "#d62728",
-    "layernorm": "#2ca02c", "carry": "#7f7f7f",
+    "layernorm": "#2ca02c", "carry": "#7f7f7f", "dispatch": "#bcbd22",
 }
 
 

@@ -70,15 +70,19 @@ def _compiler() -> str:
     return cxx
 
 
-def build(cache_root: Path | None = None, kernels_dir: Path = KERNELS_DIR) -> Path:
-    """Compile the portable kernels (if not cached) and return the shared library's path."""
-    sources = sorted(kernels_dir.glob("*.cc"))
+def build(cache_root: Path | None = None, kernels_dir: Path = KERNELS_DIR, *,
+          extra_sources: tuple[Path, ...] = (), include_dirs: tuple[Path, ...] = ()) -> Path:
+    """Compile the portable kernels (if not cached) and return the shared library's path.
+    `extra_sources` are compiled with them (the column glue, with its generated headers in
+    `include_dirs`; npustream/npu/dma_sim.py)."""
+    sources = sorted(kernels_dir.glob("*.cc")) + list(extra_sources)
     if not sources:
         raise EngineError(f"no kernel sources (*.cc) in {kernels_dir}")
     cxx = _compiler()
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False).stdout
     digest = hashlib.sha256(" ".join((cxx, *COMPILE_FLAGS, version)).encode())
-    for path in sorted(kernels_dir.glob("*.h")) + sources:
+    headers = [h for d in (kernels_dir, *include_dirs) for h in sorted(Path(d).glob("*.h"))]
+    for path in headers + sources:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     lib = (cache_root or _cache_root()) / digest.hexdigest()[:20] / "libnpukernels.so"
     if lib.is_file():
@@ -86,7 +90,8 @@ def build(cache_root: Path | None = None, kernels_dir: Path = KERNELS_DIR) -> Pa
     lib.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=lib.parent)
     os.close(fd)
-    command = [cxx, *COMPILE_FLAGS, f"-I{kernels_dir}", *map(str, sources), "-o", tmp]
+    includes = [f"-I{d}" for d in (kernels_dir, *include_dirs)]
+    command = [cxx, *COMPILE_FLAGS, *includes, *map(str, sources), "-o", tmp]
     logger.info("host_kernels.compile", sources=len(sources), output=str(lib))
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:

@@ -3,10 +3,13 @@ it loads anything. mlir/build.py writes it next to the xclbin and the instructio
 
     {"format": 1, "plan": "pipeline", "preset": "phoenix", "dims": {...}, "tiles": {...},
      "xclbin": "encoder_column.xclbin", "kernel": "MLIR_AIE", "toolchain": {...},
-     "columns": [{"tasks": [{"op": "layer0.qkv", "index": 3, "rows": [0, 1500], "heads": [0, 1],
-                             "insts": "insts/c0_t03.bin"}, ...],
-                  "buffers": {"in": {"nbytes": N, "tensors": {"mel": [offset, rows, cols]}}, ...},
-                  "carried": [...], "weights": {"layer0.qkv.w": [offset, "<u2", [8, 48, 64, 32]], ...}}]}
+     "columns": [{"tasks": [{"op": "layer0.qkv", "index": 3, "rows": [0, 1500], "heads": [0, 1]}, ...],
+                  "runs": [{"tasks": [0, 1, 2], "insts": "insts/c0_r000.bin"}, ...],
+                  "buffers": {"in": {"nbytes": N, "tensors": {"mel": [offset, rows, cols, front, back]}}, ...},
+                  "carried": [...], "weights": {"layer0.qkv.wb": [offset, "<u2", [12, 8, 4, 2112]], ...}}]}
+
+A run is one XRT kernel call running some of the column's tasks (plan.column_runs): in the
+pipeline plan all of them, once per window; in the split plan one per op.
 
 Every run of the per-column kernel takes: opcode 3, the instruction buffer, its length in 32-bit
 words, then the data buffers in DATA_ARGS order (mlir-aie's NPU kernel convention: group ids 1
@@ -25,7 +28,7 @@ from npustream.model.dims import WhisperDims
 from npustream.npu.buffers import column_weight_names, pack_weights, plan_layouts
 from npustream.npu.layout import NpuWeights
 from npustream.npu.params import preset
-from npustream.npu.plan import Plan, make_plan
+from npustream.npu.plan import Plan, column_runs, make_plan
 from npustream.npu.tiles import Tiles
 
 MANIFEST = "manifest.json"
@@ -64,8 +67,10 @@ def column_entries(plan: Plan, weights: NpuWeights) -> list[dict]:
         entries.append({
             "tasks": [{"op": t.op.name, "index": t.index, "rows": [t.share.row0, t.share.row1],
                        "heads": [t.share.head0, t.share.head1]} for t in plan.columns[column]],
+            "runs": [{"tasks": list(run)} for run in column_runs(plan, column)],
             "buffers": {role: {"nbytes": b.nbytes,
-                               "tensors": {n: [p.offset, p.rows, p.cols] for n, p in b.tensors.items()}}
+                               "tensors": {n: [p.offset, p.rows, p.cols, p.front, p.back]
+                                           for n, p in b.tensors.items()}}
                         for role, b in layouts.buffers.items()},
             "carried": list(layouts.carried),
             "weights": _json_table(table),
@@ -77,8 +82,8 @@ def write_manifest(build_dir: Path, plan: Plan, weights: NpuWeights, *, xclbin: 
                    insts: list[list[str]], toolchain: dict) -> Path:
     entries = column_entries(plan, weights)
     for entry, files in zip(entries, insts, strict=True):
-        for task, name in zip(entry["tasks"], files, strict=True):
-            task["insts"] = name
+        for run, name in zip(entry["runs"], files, strict=True):
+            run["insts"] = name
     manifest = {"format": FORMAT, **_signature(plan), "xclbin": xclbin, "kernel": KERNEL,
                 "toolchain": toolchain, "columns": entries}
     path = Path(build_dir) / MANIFEST
@@ -96,7 +101,7 @@ def load_manifest(build_dir: Path) -> dict:
         raise EngineError(f"cannot read {path}: {error}") from error
     if manifest.get("format") != FORMAT:
         raise EngineError(f"{path} has format {manifest.get('format')!r}, expected {FORMAT}; {BUILD_HINT}")
-    for name in [manifest["xclbin"]] + [t["insts"] for c in manifest["columns"] for t in c["tasks"]]:
+    for name in [manifest["xclbin"]] + [r["insts"] for c in manifest["columns"] for r in c["runs"]]:
         if not (Path(build_dir) / name).is_file():
             raise EngineError(f"{build_dir}/{name} is missing; {BUILD_HINT}")
     return manifest
@@ -116,8 +121,8 @@ def check_matches(manifest: dict, plan: Plan, weights: NpuWeights) -> None:
         for key in ("buffers", "carried", "weights"):
             if built[key] != need[key]:
                 raise EngineError(f"the NPU build's column {c} {key} differ from this plan's; rebuild: {BUILD_HINT}")
-        tasks = [{k: t[k] for k in ("op", "index", "rows", "heads")} for t in built["tasks"]]
-        if tasks != need["tasks"]:
+        runs = [{"tasks": r["tasks"]} for r in built["runs"]]
+        if built["tasks"] != need["tasks"] or runs != need["runs"]:
             raise EngineError(f"the NPU build's column {c} runs other ops than this plan; rebuild: {BUILD_HINT}")
 
 

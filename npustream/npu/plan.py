@@ -4,7 +4,8 @@
   slowest column's predicted time (the pipeline's period), so column k works on window w while
   column k+1 works on window w-1. Whole layers cannot balance (6 layers over 4 columns), so a cut
   may fall inside a layer, between two of its ops. Exact min-max partition by dynamic
-  programming over the timing model's per-op costs.
+  programming over the timing model's per-op costs. A column runs all its ops for a window in
+  ONE XRT run (one instruction stream), so it pays one dispatch per window, not one per op.
 - `split`: every op spread over all columns (rows for matmuls, convs and LayerNorms, heads for
   attention when they divide evenly, else query rows), one window at a time: the lowest latency
   for one window, a barrier between ops.
@@ -63,6 +64,12 @@ class Stage:
     live_out: tuple[str, ...]  # activations in the output buffer
     carried: tuple[str, ...]  # live_in names copied unchanged to the output buffer
     carry_s: float  # predicted DMA time of the carry
+    dispatch_s: float = 0.0  # the stage's one XRT run per window
+
+    @property
+    def overhead_s(self) -> float:
+        """What the stage pays per window besides its tasks."""
+        return self.dispatch_s + self.carry_s
 
 
 @dataclass(frozen=True)
@@ -108,8 +115,10 @@ def _stage_io(ops, first: int, stop: int, shapes, params: NpuParams) -> tuple[tu
 
 
 def _whole_task(index: int, op: NpuOp, column: int, dims, tiles, params, active: int) -> Task:
+    """The whole op on a column, inside the column's one run per window (no dispatch of its own)."""
     share = Share.whole(op)
-    return Task(index, op, column, share, op_cost(op, share, dims, tiles, params, active_columns=active))
+    return Task(index, op, column, share,
+                op_cost(op, share, dims, tiles, params, active_columns=active, dispatch=False))
 
 
 def pipeline_plan(dims: WhisperDims, tiles: Tiles, params: NpuParams, *, double_buffered: bool = True) -> Plan:
@@ -126,7 +135,7 @@ def pipeline_plan(dims: WhisperDims, tiles: Tiles, params: NpuParams, *, double_
     shapes = probe.shapes
 
     def stage_cost(i: int, j: int) -> float:
-        return prefix[j] - prefix[i] + _stage_io(ops, i, j, shapes, params)[3]
+        return prefix[j] - prefix[i] + _stage_io(ops, i, j, shapes, params)[3] + params.dispatch_s
 
     # best[s][j]: (period, total) of the best split of ops[:j] into s stages; lexicographic, so
     # the period is the exact min-max and, among equal periods, the total time is least
@@ -151,7 +160,7 @@ def pipeline_plan(dims: WhisperDims, tiles: Tiles, params: NpuParams, *, double_
     bounds.reverse()
     stages, columns = [], []
     for col, (first, stop) in enumerate(bounds):
-        stages.append(Stage(col, first, stop, *_stage_io(ops, first, stop, shapes, params)))
+        stages.append(Stage(col, first, stop, *_stage_io(ops, first, stop, shapes, params), params.dispatch_s))
         columns.append(tuple(_whole_task(i, ops[i], col, dims, tiles, params, k) for i in range(first, stop)))
     return Plan("pipeline", dims, tiles, params, ops, tuple(columns), tuple(stages), double_buffered)
 
@@ -183,6 +192,16 @@ def split_plan(dims: WhisperDims, tiles: Tiles, params: NpuParams, *, double_buf
             cost = op_cost(op, share, dims, tiles, params, active_columns=k)
             columns[col].append(Task(i, op, col, share, cost))
     return Plan("split", dims, tiles, params, ops, tuple(tuple(c) for c in columns), (), double_buffered)
+
+
+def column_runs(plan: Plan, column: int) -> list[tuple[int, ...]]:
+    """The XRT runs of a column per window, as task numbers: a pipeline column runs all its
+    tasks in one run (one instruction stream); a split column one task per run, since the columns
+    meet at a host barrier after every op."""
+    count = len(plan.columns[column])
+    if plan.kind == "pipeline":
+        return [tuple(range(count))] if count else []
+    return [(number,) for number in range(count)]
 
 
 def make_plan(kind: str, dims: WhisperDims, tiles: Tiles, params: NpuParams, **kwargs) -> Plan:

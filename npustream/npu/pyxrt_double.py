@@ -19,9 +19,8 @@ crash, hang or hand back stale data:
 Each buffer has a host copy and a device copy; `sync` moves bytes between them, runs read and
 write device copies only, so a missing sync shows up as wrong numbers as well as an error.
 Runs of one context execute in order on a worker thread (asynchronous, like the device queue)
-through a `program(kernel_name, insts_words, device_buffers)` callback: `emulated_program`
-computes with the emulator, decoding the stand-in instruction streams `write_stand_in_build`
-writes (real instruction streams come from mlir/build.py and mean nothing to this double).
+through a `program(kernel_name, insts_words, device_buffers)` callback; pyxrt_double_build.py
+has the one that computes with the emulator, and the stand-in builds it understands.
 """
 
 from __future__ import annotations
@@ -31,16 +30,14 @@ import json
 import queue
 import threading
 import types
-import uuid as uuidlib
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from npustream.npu.manifest import DATA_ARGS, FIRST_DATA_ARG, INSTS_ARG, KERNEL, OPCODE, write_manifest
+from npustream.npu.manifest import FIRST_DATA_ARG, INSTS_ARG, OPCODE
 
-MAGIC = 0x4E505544  # "NPUD": a stand-in instruction stream for this double
 DOUBLE_XCLBIN = "npustream-pyxrt-test-double-xclbin"
 
 
@@ -48,12 +45,12 @@ class ProtocolError(AssertionError):
     """A use of the pyxrt API that the real XRT stack would punish."""
 
 
-class xclBOSyncDirection(enum.Enum):  # noqa: N801 (pyxrt's names)
+class xclBOSyncDirection(enum.Enum):  # pyxrt's names
     XCL_BO_SYNC_BO_TO_DEVICE = 0
     XCL_BO_SYNC_BO_FROM_DEVICE = 1
 
 
-class ert_cmd_state(enum.Enum):  # noqa: N801 (values as in XRT's ert.h)
+class ert_cmd_state(enum.Enum):  # values as in XRT's ert.h
     ERT_CMD_STATE_NEW = 1
     ERT_CMD_STATE_QUEUED = 2
     ERT_CMD_STATE_RUNNING = 3
@@ -99,14 +96,14 @@ class FakeNpu:
 def make_pyxrt(npu: FakeNpu) -> types.SimpleNamespace:
     """A stand-in for the `pyxrt` module, bound to `npu`."""
 
-    class uuid:  # noqa: N801
+    class uuid:  # the classes carry pyxrt's lowercase names
         def __init__(self, text: str):
             self._text = text
 
         def to_string(self) -> str:
             return self._text
 
-    class xclbinkernel:  # noqa: N801
+    class xclbinkernel:
         def __init__(self, name: str, num_args: int):
             self._name, self._num_args = name, num_args
 
@@ -116,7 +113,7 @@ def make_pyxrt(npu: FakeNpu) -> types.SimpleNamespace:
         def get_num_args(self) -> int:
             return self._num_args
 
-    class xclbin:  # noqa: N801
+    class xclbin:
         def __init__(self, path: str):
             try:
                 meta = json.loads(Path(path).read_text())
@@ -132,7 +129,7 @@ def make_pyxrt(npu: FakeNpu) -> types.SimpleNamespace:
         def get_kernels(self) -> list:
             return list(self._kernels)
 
-    class device:  # noqa: N801
+    class device:
         def __init__(self, index: int = 0):
             if index >= npu.devices:
                 raise RuntimeError(f"No such device: {index}")
@@ -145,7 +142,7 @@ def make_pyxrt(npu: FakeNpu) -> types.SimpleNamespace:
         def load_xclbin(self, x) -> None:
             raise RuntimeError("load_axlf: Operation not supported")
 
-    class hw_context:  # noqa: N801
+    class hw_context:
         def __init__(self, dev: device, u: uuid):
             if u.to_string() not in dev._xclbins:
                 raise ProtocolError("hw_context for an xclbin the device has not registered (register_xclbin)")
@@ -159,7 +156,7 @@ def make_pyxrt(npu: FakeNpu) -> types.SimpleNamespace:
             self._worker.start()
             weakref.finalize(self, _release_context, self._queue)
 
-    class bo:  # noqa: N801
+    class bo:
         flags = BoFlags
         cacheable, host_only, device_only, normal = (BoFlags.cacheable, BoFlags.host_only,
                                                      BoFlags.device_only, BoFlags.normal)
@@ -210,7 +207,7 @@ def make_pyxrt(npu: FakeNpu) -> types.SimpleNamespace:
                 if self._fresh is not None:
                     self._fresh.append((offset, end))
 
-    class run:  # noqa: N801
+    class run:
         def __init__(self):
             self._state = ert_cmd_state.ERT_CMD_STATE_NEW
             self._done = threading.Event()
@@ -223,7 +220,7 @@ def make_pyxrt(npu: FakeNpu) -> types.SimpleNamespace:
                 return ert_cmd_state.ERT_CMD_STATE_TIMEOUT
             return self._state
 
-    class kernel:  # noqa: N801
+    class kernel:
         def __init__(self, ctx: hw_context, name: str):
             match = [k for k in ctx.xclbin.get_kernels() if k.get_name() == name]
             if not match:
@@ -288,59 +285,3 @@ def make_pyxrt(npu: FakeNpu) -> types.SimpleNamespace:
         device=device, xclbin=xclbin, hw_context=hw_context, kernel=kernel, bo=bo, run=run, uuid=uuid,
         xclBOSyncDirection=xclBOSyncDirection, ert_cmd_state=ert_cmd_state, __name__="pyxrt (test double)",
     )
-
-
-# --- a stand-in build and the emulator behind it ------------------------------------------------
-
-
-def write_stand_in_build(build_dir: Path, plan, weights) -> Path:
-    """What mlir/build.py would write, for this double: a manifest, an xclbin description and
-    instruction streams that name their task (MAGIC, column, task number, op index)."""
-    build_dir = Path(build_dir)
-    (build_dir / "insts").mkdir(parents=True, exist_ok=True)
-    xclbin = {"format": DOUBLE_XCLBIN, "uuid": str(uuidlib.uuid4()),
-              "kernels": [{"name": KERNEL, "num_args": FIRST_DATA_ARG + len(DATA_ARGS)}]}
-    (build_dir / "encoder_column.xclbin").write_text(json.dumps(xclbin))
-    insts = []
-    for c, tasks in enumerate(plan.columns):
-        names = []
-        for n, task in enumerate(tasks):
-            name = f"insts/c{c}_t{n:03d}.bin"
-            np.array([MAGIC, c, n, task.index], np.uint32).tofile(build_dir / name)
-            names.append(name)
-        insts.append(names)
-    return write_manifest(build_dir, plan, weights, xclbin="encoder_column.xclbin", insts=insts,
-                          toolchain={"pyxrt_test_double": True})
-
-
-def emulated_program(manifest: dict) -> Callable:
-    """The device side of a stand-in build: decode the instruction stream, then run the task
-    with the emulator on the device copies of the buffers (weights unpacked from the weights
-    buffer exactly as uploaded)."""
-    from npustream.npu.buffers import plan_layouts, unpack_weights
-    from npustream.npu.executor import run_task
-    from npustream.npu.manifest import plan_from_manifest
-
-    plan = plan_from_manifest(manifest)
-    layouts = plan_layouts(plan)
-    decoded: dict[tuple[int, int], object] = {}  # (id, generation) of a weights bo -> NpuWeights
-    lock = threading.Lock()  # each context runs on its own thread
-
-    def program(name: str, insts: np.ndarray, data: list) -> None:
-        if insts.size < 4 or insts[0] != MAGIC:
-            raise ValueError("not a stand-in instruction stream")
-        column, number, index = (int(v) for v in insts[1:4])
-        task = plan.columns[column][number]
-        if task.index != index:
-            raise ValueError("instruction stream for another plan")
-        buffers = {role: b.device for role, b in zip(DATA_ARGS, data)}
-        wbo = data[DATA_ARGS.index("weights")]
-        key = (id(wbo), wbo.generation)
-        with lock:
-            if key not in decoded:
-                table = {n: (o, d, tuple(s)) for n, (o, d, s) in manifest["columns"][column]["weights"].items()}
-                decoded[key] = unpack_weights(wbo.device, table, plan.dims, plan.tiles)
-            weights = decoded[key]
-        run_task(task, layouts[column], buffers, weights)
-
-    return program

@@ -4,7 +4,8 @@ durations come from the timing model (timing.py), nothing here is measured.
 pipeline: column k starts window w when (1) it has finished window w-1, (2) column k-1 has put
   window w in the buffer between them, and (3) that buffer's other slot is free, i.e. column
   k+1 has finished window w-2 (depth-2 ping-pong: at most two windows wait in a buffer).
-  A column's work for a window is its carry (if any), then its tasks, back to back.
+  A column's work for a window is one XRT run: its dispatch, its carry (if any), then its tasks
+  back to back.
 split: all columns run op i of window w together and wait for the slowest (a barrier), then
   op i+1; window w+1 starts when window w is done (its input was staged in the other half of
   the input ping-pong buffer meanwhile, which costs the array nothing).
@@ -22,8 +23,8 @@ from npustream.npu.timing import array_compute_bound_s
 class Event:
     column: int
     window: int
-    name: str  # op name, or "carry"
-    kind: str  # op kind, or "carry"
+    name: str  # op name, "dispatch" or "carry"
+    kind: str  # op kind, "dispatch" or "carry"
     start_s: float
     end_s: float
     compute_s: float
@@ -67,6 +68,9 @@ def _pipeline(plan: Plan, windows: int, arrivals: list[float]) -> tuple[list[Eve
                 t = max(t, end[col + 1][w - 2])  # the output buffer's slot must be free
             if col == 0:
                 starts.append(t)
+            if stage.dispatch_s:
+                events.append(Event(col, w, "dispatch", "dispatch", t, t + stage.dispatch_s, 0.0))
+                t += stage.dispatch_s
             if stage.carried:
                 events.append(Event(col, w, "carry", "carry", t, t + stage.carry_s, 0.0))
                 t += stage.carry_s

@@ -1,43 +1,37 @@
 """The Phoenix timing model: what one op (or a share of it) costs on one column. PREDICTED, not
 measured: every number this module produces is a model's estimate from params.NpuParams.
 
-A column is a shim tile (DDR <-> array), a mem tile (512 KiB L2) and 4 compute tiles. The op's
-kernel calls are dealt round-robin to the 4 compute tiles; the busiest tile sets the time.
+A column is a shim tile (DDR <-> array), a mem tile (512 KiB L2) and 4 compute tiles; the bytes
+each moves are those of the dataflows in column_design.py (its docstring has them).
 
     compute   = (MACs / (128 x efficiency) + vector elems / 32 + transcendentals / 8) / clock,
-                for the busiest tile's share of the op's counted work (graph.NpuOp)
+                for the busiest compute tile's share of the op's counted work (graph.NpuOp)
     transfer  = the slowest of three DMA limits, each bytes / rate:
-                  L1:   mem tile -> compute tile, 2 in + 2 out channels x 4 B/cycle per tile
+                  L1:   into / out of the busiest compute tile, 2 in + 2 out channels x 4 B/cycle
                   shim: DDR -> column, 2 in + 2 out channels x 4 B/cycle
                   DDR:  40 GB/s shared by the columns working at the same time
-    setup     = transfer that cannot overlap compute: the first step's operands, and mem-tile
-                panels too big to double-buffer (every load of those waits for the core)
-    step      = with depth-2 ObjectFIFOs: max(compute, transfer) per step, so the op costs
+    setup     = transfer that cannot overlap compute: what the first kernel call needs
+    step      = with depth-2 buffers max(compute, transfer) per kernel call, so the share costs
                 setup + max(C, T) + min(C, T) / steps; without double buffering C + T.
-    dispatch  = one XRT run per op share (40 us); start-up (20 ms) is paid once, not here.
-
-Dataflows (what decides the bytes):
-(column_design.py has the buffers.)
-- matmul / conv: the mem tile keeps a panel of P row blocks of A resident (P*m rows x all of K;
-  P up to 4, as many as fit one panel object, so the next panel loads meanwhile; a block too big
-  for one object takes both, single-buffered). The weight tiles stream past once per panel,
-  broadcast to the 4 tiles: DDR carries A once and W ceil(row blocks / P) times. The 4 tiles
-  share the panel's output tiles; each pulls its A tiles (m x k) for every K step of every
-  output tile it owns, and sees every weight tile of the pass.
-- layernorm: rows stream through once, each tile its own; gamma|beta broadcast.
-- attention: per head the mem tile keeps that head's K and V (T x d_head each) resident,
-  queries are broadcast; each tile folds every key/value tile into each of its query tiles.
+    dispatch  = one XRT run (40 us) where the plan starts one; start-up (20 ms) is paid once.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from npustream.model.dims import WhisperDims
-from npustream.npu.column_design import column_design
+from npustream.npu.column_design import (
+    BLOCK_COL_TILES,
+    BLOCK_ROW_TILES,
+    core_buffers,
+    layernorm_rows,
+    matmul_geometry,
+    memtile_bytes,
+    tiles_per_column,
+    weight_object_bytes,
+)
 from npustream.npu.graph import NpuOp
-from npustream.npu.layout import matmul_shape
 from npustream.npu.params import NpuParams
 from npustream.npu.tiles import Tiles, n_tiles, padded
 
@@ -69,8 +63,8 @@ class Traffic:
     ddr_in: int  # bytes from DDR into the column (shim)
     ddr_out: int
     setup_in: int  # of ddr_in, bytes that cannot overlap compute
-    resident: int  # bytes the mem tile's panel keeps resident at once
-    panel_double_buffered: bool
+    memtile: int  # bytes of the mem tile the share's buffers take
+
 
 @dataclass(frozen=True)
 class OpCost:
@@ -79,7 +73,7 @@ class OpCost:
     compute_s: float
     stream_s: float  # transfer that can overlap compute
     setup_s: float  # transfer that cannot
-    dispatch_s: float
+    dispatch_s: float  # 0 when the share runs inside a longer XRT run (pipeline stages)
     steps: int
     bound: str  # the DMA limit that set stream_s: "l1", "shim" or "ddr"
 
@@ -110,75 +104,89 @@ def row_tile(op: NpuOp, tiles: Tiles) -> int:
             "attention": tiles.attn_q_rows}[op.kind]
 
 
+def _matmul(op: NpuOp, rows: int, dims: WhisperDims, tiles: Tiles) -> Traffic:
+    m, k = tiles.matmul_m, tiles.matmul_k
+    g = matmul_geometry(op, rows, dims, tiles)
+    cb = core_buffers(dims, tiles)
+    w_obj = weight_object_bytes(tiles)
+    weights = g.col_tiles * g.k_steps * w_obj  # layout "<op>.wb": every weight tile with its bias
+    a_rows = g.row_tiles * m * g.k_steps * k * BF16  # A of the share, in whole row tiles
+    blocks = g.blocks  # core (0, j) works on every block (row tile 0 of each pair exists)
+    per_block_in = g.k_steps * (cb.in0 + BLOCK_COL_TILES * cb.in1) + (2 * cb.in0 if g.residual else 0)
+    residual = rows * g.n * BF16 if g.residual else 0
+    # A once (resident panel) or again for every column block; the weights once per row pair
+    a_passes, first_a = (1, BLOCK_ROW_TILES * m * g.k_steps * k) if g.resident else (g.col_blocks, BLOCK_ROW_TILES * m * k)
+    return Traffic(
+        steps=blocks * g.k_steps,
+        tile_share=blocks * 2 / (n_tiles(op.rows, m) * g.col_tiles),
+        l1_in=blocks * per_block_in,
+        l1_out=blocks * 2 * cb.out,
+        ddr_in=a_passes * a_rows + g.row_pairs * weights + residual,
+        ddr_out=rows * g.n * BF16,
+        setup_in=first_a * BF16 + BLOCK_COL_TILES * w_obj,  # the first panel or K step, 4 weight objects
+        memtile=memtile_bytes(dims, tiles),
+    )
+
+
+def _attention(op: NpuOp, share: Share, dims: WhisperDims, tiles: Tiles) -> Traffic:
+    mq, dh = tiles.attn_q_rows, dims.d_head
+    cb = core_buffers(dims, tiles)
+    heads = share.head1 - share.head0
+    rows = share.row1 - share.row0
+    q_tiles = n_tiles(rows, mq)
+    groups = n_tiles(q_tiles, tiles_per_column())
+    kv_tiles = n_tiles(op.rows, tiles.attn_kv_rows)
+    kv_object = 2 * tiles.attn_kv_rows * dh * BF16  # a key tile and its value tile
+    return Traffic(
+        steps=heads * groups * kv_tiles,
+        tile_share=heads * groups / (op.heads * n_tiles(op.rows, mq)),
+        # every query tile of a group (broadcast), every key/value tile for each own query tile
+        l1_in=heads * (q_tiles * cb.in1 + groups * kv_tiles * cb.in0),
+        l1_out=heads * groups * cb.out,
+        # per group every K|V tile down both row streams; the queries once
+        ddr_in=heads * (groups * BLOCK_ROW_TILES * kv_tiles * kv_object + rows * dh * BF16),
+        ddr_out=heads * rows * dh * BF16,
+        setup_in=BLOCK_ROW_TILES * kv_object + tiles_per_column() * mq * dh * BF16,
+        memtile=memtile_bytes(dims, tiles),
+    )
+
+
+def _layernorm(op: NpuOp, rows: int, dims: WhisperDims, tiles: Tiles) -> Traffic:
+    d = dims.n_audio_state
+    cb = core_buffers(dims, tiles)
+    r_in, _ = layernorm_rows(dims, tiles)
+    chunks = n_tiles(rows, r_in)
+    own = n_tiles(chunks, tiles_per_column())
+    stream = n_tiles(chunks, BLOCK_ROW_TILES)  # row stream 0 carries its two cores' chunks
+    return Traffic(
+        steps=max(own, 1), tile_share=own * r_in / padded(op.rows, tiles.layernorm_rows),
+        l1_in=stream * cb.in0 + 2 * cb.in1, l1_out=own * 2 * cb.out,
+        ddr_in=rows * d * BF16 + 2 * d * F32, ddr_out=rows * d * BF16,
+        setup_in=BLOCK_ROW_TILES * r_in * d * BF16 + 2 * d * F32,
+        memtile=memtile_bytes(dims, tiles),
+    )
+
+
 def traffic(op: NpuOp, share: Share, dims: WhisperDims, tiles: Tiles, params: NpuParams) -> Traffic:
-    tpc = params.tiles_per_column
     rt = row_tile(op, tiles)
     if share.row0 % rt:
         raise ValueError(f"{op.name}: a share must start on a {rt}-row tile boundary, not {share.row0}")
-    row_blocks = n_tiles(share.row1 - share.row0, rt)
-    panel = column_design(dims, tiles, params).panel_bytes
-    d = dims.n_audio_state
+    rows = share.row1 - share.row0
     if op.kind in ("matmul", "conv"):
-        m, k, n = tiles.matmul_m, tiles.matmul_k, tiles.matmul_n
-        k_raw, n_raw = matmul_shape(op.name, dims)
-        kp, np_ = padded(k_raw, k), padded(n_raw, n)
-        weights = kp * np_ * BF16 + np_ * F32
-        # a residual: a second activation input, or a constant table counted in weight_bytes
-        residual = len(op.inputs) > 1 or op.weight_bytes > weights
-        block = m * kp * BF16  # one row block of A, all of K
-        double = panel >= block
-        blocks = min(panel // block, tpc, row_blocks) if double else 1
-        passes = math.ceil(row_blocks / blocks)
-        out_tiles = row_blocks * (np_ // n)
-        per_tile = math.ceil(out_tiles / tpc)
-        rows_out = row_blocks * m * np_ * BF16
-        return Traffic(
-            steps=per_tile * (kp // k),
-            tile_share=per_tile / (n_tiles(op.rows, m) * (np_ // n)),
-            # own A tiles (+ residual tiles); every weight tile of every pass (broadcast)
-            l1_in=per_tile * ((kp // k) * m * k * BF16 + (m * n * BF16 if residual else 0)) + passes * weights,
-            l1_out=per_tile * m * n * BF16,
-            ddr_in=row_blocks * block + passes * weights + (rows_out if residual else 0),
-            ddr_out=rows_out,
-            setup_in=blocks * block + k * n * BF16 if double else passes * block,
-            resident=blocks * block,
-            panel_double_buffered=double,
-        )
-    if op.kind == "layernorm":
-        r = tiles.layernorm_rows
-        per_tile = math.ceil(row_blocks / tpc)
-        block = r * d * BF16
-        return Traffic(
-            steps=per_tile, tile_share=per_tile / n_tiles(op.rows, r),
-            l1_in=per_tile * block + 2 * d * F32, l1_out=per_tile * block,
-            ddr_in=row_blocks * block + 2 * d * F32, ddr_out=row_blocks * block,
-            setup_in=block + 2 * d * F32, resident=tpc * block, panel_double_buffered=True,
-        )
+        return _matmul(op, rows, dims, tiles)
     if op.kind == "attention":
-        mq, nk, dh = tiles.attn_q_rows, tiles.attn_kv_rows, dims.d_head
-        heads = share.head1 - share.head0
-        kv_tiles = n_tiles(op.rows, nk)
-        calls = heads * row_blocks
-        per_tile = math.ceil(calls / tpc)
-        kv_panel = 2 * padded(op.rows, nk) * dh * BF16  # one head's K and V
-        double = panel >= kv_panel
-        q_bytes = row_blocks * mq * dh * BF16
-        return Traffic(
-            steps=per_tile * kv_tiles, tile_share=per_tile / (op.heads * n_tiles(op.rows, mq)),
-            # every query tile (broadcast); every key/value tile for each own query tile
-            l1_in=heads * q_bytes + per_tile * kv_tiles * 2 * nk * dh * BF16,
-            l1_out=per_tile * mq * dh * BF16,
-            ddr_in=heads * (q_bytes + kv_panel), ddr_out=heads * q_bytes,
-            setup_in=kv_panel + mq * dh * BF16 if double else heads * kv_panel,
-            resident=kv_panel, panel_double_buffered=double,
-        )
+        return _attention(op, share, dims, tiles)
+    if op.kind == "layernorm":
+        return _layernorm(op, rows, dims, tiles)
     raise ValueError(f"the timing model has no dataflow for op kind {op.kind!r} ({op.name})")
 
 
 def op_cost(
-    op: NpuOp, share: Share, dims: WhisperDims, tiles: Tiles, params: NpuParams, *, active_columns: int = 1
+    op: NpuOp, share: Share, dims: WhisperDims, tiles: Tiles, params: NpuParams, *, active_columns: int = 1,
+    dispatch: bool = True,
 ) -> OpCost:
-    """Predicted cost of `share` of `op` on one column while `active_columns` share DDR."""
+    """Predicted cost of `share` of `op` on one column while `active_columns` share DDR;
+    `dispatch`: the share is an XRT run of its own (else part of a longer run)."""
     tr = traffic(op, share, dims, tiles, params)
     clock, channel = params.clock_hz, params.channel_bytes_per_s
     compute = tr.tile_share * (
@@ -195,7 +203,7 @@ def op_cost(
     }
     bound = max(limits, key=limits.__getitem__)
     setup = tr.setup_in / min(params.shim_in_channels * channel, ddr_rate)
-    return OpCost(compute, limits[bound], setup, params.dispatch_s, max(tr.steps, 1), bound)
+    return OpCost(compute, limits[bound], setup, params.dispatch_s if dispatch else 0.0, max(tr.steps, 1), bound)
 
 
 def array_compute_bound_s(ops: list[NpuOp], params: NpuParams) -> float:

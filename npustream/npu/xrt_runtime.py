@@ -7,10 +7,12 @@ Start-up (once, about 20 ms on the device):
     every instruction stream in its own bo (group_id(1), cacheable), written and synced once;
     each column's weights packed into one bo (group_id(3), host_only), written and synced once;
     the executor's buffers (ping-pong slots, scratch) allocated once and reused for every window
-Per task: run = kernel(3, insts_bo, n_words, in, scratch, out, weights), started asynchronously;
-a column queues all its tasks for a window, then waits for each in order: a state other than
-ERT_CMD_STATE_COMPLETED, or no completion within the timeout, raises EngineError and the window
-is re-encoded elsewhere (NpuEngine's caller falls back to the cpu engine).
+Per run (plan.column_runs: a pipeline column's whole stage per window, a split column's share of
+one op): run = kernel(3, insts_bo, n_words, in, scratch, out, weights), started asynchronously
+and waited for with a timeout: a state other than ERT_CMD_STATE_COMPLETED, or no completion in
+time, raises EngineError and the window is re-encoded elsewhere (NpuEngine's caller falls back to
+the cpu engine). The buffers are zeroed once when allocated: the DMA reads padding rows and a
+reserved zero frame there (buffers.py).
 Host <-> device: the host syncs TO_DEVICE what it wrote (the input window) before the first run
 reads it and FROM_DEVICE what it reads (the encoder output) after the last run wrote it; buffers
 only runs touch (scratch, slots between columns) never cross to the host.
@@ -24,10 +26,21 @@ import numpy as np
 
 from npustream import log
 from npustream.errors import EngineError
-from npustream.npu.buffers import ColumnLayouts, Placed, column_weight_names, pack_weights
+from npustream.npu.buffers import (
+    ColumnLayouts,
+    Placed,
+    column_weight_names,
+    pack_weights,
+)
 from npustream.npu.layout import NpuWeights
-from npustream.npu.manifest import (DATA_ARGS, FIRST_DATA_ARG, INSTS_ARG, OPCODE, check_matches,
-                                    load_manifest)
+from npustream.npu.manifest import (
+    DATA_ARGS,
+    FIRST_DATA_ARG,
+    INSTS_ARG,
+    OPCODE,
+    check_matches,
+    load_manifest,
+)
 from npustream.npu.plan import Plan, Task
 
 logger = log.get(__name__)
@@ -68,11 +81,11 @@ class XrtBackend:
             raise EngineError(f"cannot open the NPU: {error}") from error
         self._to_device = self.xrt.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE
         self._from_device = self.xrt.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE
-        self.insts = [[self._upload_insts(c, build_dir / t["insts"]) for t in entry["tasks"]]
+        self.insts = [{tuple(r["tasks"]): self._upload_insts(c, build_dir / r["insts"]) for r in entry["runs"]}
                       for c, entry in enumerate(manifest["columns"])]
         self.weights = self._upload_weights(plan, weights)
         logger.info("npu.xrt_ready", columns=columns, plan=plan.kind,
-                    runs_per_window=sum(len(t) for t in plan.columns))
+                    runs_per_window=sum(len(runs) for runs in self.insts))
 
     # --- buffers uploaded once -------------------------------------------------------------
 
@@ -107,7 +120,10 @@ class XrtBackend:
     # --- executor.Backend ------------------------------------------------------------------
 
     def allocate(self, nbytes: int, what: str):
-        return self._bo(0, nbytes, FIRST_DATA_ARG)
+        bo = self._bo(0, nbytes, FIRST_DATA_ARG)
+        bo.write(np.zeros(nbytes, np.uint8), 0)  # padding rows and the zero frame the DMA reads
+        bo.sync(self._to_device)
+        return bo
 
     def write(self, bo, placed: Placed, bits: np.ndarray) -> None:
         bo.write(np.ascontiguousarray(bits, np.uint16), placed.offset)
@@ -119,19 +135,19 @@ class XrtBackend:
         return np.asarray(raw).view(np.uint16).reshape(placed.rows, placed.cols).copy()
 
     def run(self, column: int, tasks: list[tuple[int, Task]], layouts: ColumnLayouts, buffers: dict) -> None:
-        kernel = self.kernels[column]
+        """One XRT run: the column's instruction stream for exactly these tasks."""
+        numbers = tuple(number for number, _ in tasks)
+        if numbers not in self.insts[column]:
+            raise EngineError(f"the NPU build has no run of tasks {numbers} on column {column}")
+        insts, words = self.insts[column][numbers]
         data = [buffers[role] for role in DATA_ARGS[:-1]] + [self.weights[column]]
-        started = []
-        for number, task in tasks:
-            insts, words = self.insts[column][number]
-            started.append((task, kernel(OPCODE, insts, words, *data)))
-        completed = self.xrt.ert_cmd_state.ERT_CMD_STATE_COMPLETED
-        for task, run in started:
-            state = run.wait(self.timeout_ms)
-            if state != completed:
-                what = "did not complete within %d ms" % self.timeout_ms if state == \
-                    self.xrt.ert_cmd_state.ERT_CMD_STATE_TIMEOUT else f"ended in {state.name}"
-                raise EngineError(f"NPU run of {task.op.name} on column {column} {what}")
+        run = self.kernels[column](OPCODE, insts, words, *data)
+        state = run.wait(self.timeout_ms)
+        if state != self.xrt.ert_cmd_state.ERT_CMD_STATE_COMPLETED:
+            timed_out = state == self.xrt.ert_cmd_state.ERT_CMD_STATE_TIMEOUT
+            what = f"did not complete within {self.timeout_ms} ms" if timed_out else f"ended in {state.name}"
+            ops = tasks[0][1].op.name + (f" .. {tasks[-1][1].op.name}" if len(tasks) > 1 else "")
+            raise EngineError(f"NPU run of {ops} on column {column} {what}")
 
     def carry(self, column: int, layouts: ColumnLayouts, buffers: dict) -> None:
         """Copy pass-through activations from the input slot to the output slot, through the

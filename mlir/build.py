@@ -1,0 +1,152 @@
+"""Build the per-column NPU design for a plan: kernels and glue with Peano, one MLIR module per
+XRT run (encoder_column.py: the same device, that run's runtime sequence), the xclbin and the
+instruction streams with aiecc.py, then manifest.json, the file the `npu` engine loads a build by.
+README.md has the pinned toolchain and how to install it.
+
+    python mlir/build.py [--plan pipeline|split] [--preset phoenix] [--model DIR] [--out DIR]
+                         [--kernels-only] [--mlir-only]
+
+--mlir-only writes the MLIR modules (and the generated headers) without the toolchain, for
+inspection; it writes no manifest, so the engine never loads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+MLIR_AIE_VERSION = "1.4.1"  # pinned (README.md): runtime-configured mem-tile / core DMA tasks with
+# locks and #aie.bd_iteration arrived in 2026; the dialects change between releases
+KERNELS = ("matmul.cc", "layernorm.cc", "attention.cc", "gelu.cc", "numerics.cc")
+
+
+def fail(message: str) -> None:
+    print(f"build.py: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def toolchain() -> tuple[Path, Path]:
+    """(Peano install dir, mlir-aie install dir), or a clear error naming what is missing."""
+    try:
+        import aie  # noqa: F401
+    except ImportError as error:
+        fail(f"mlir-aie is not importable ({error}); install mlir-aie {MLIR_AIE_VERSION}: mlir/README.md")
+    mlir_aie = Path(os.environ.get("MLIR_AIE_INSTALL_DIR", ""))
+    if not (mlir_aie / "include").is_dir():
+        fail("MLIR_AIE_INSTALL_DIR does not point at the mlir_aie install (with include/): mlir/README.md")
+    peano = Path(os.environ.get("PEANO_INSTALL_DIR", ""))
+    if not (peano / "bin" / "clang++").is_file():
+        fail("PEANO_INSTALL_DIR does not point at an llvm-aie (Peano) install with bin/clang++: mlir/README.md")
+    if shutil.which("aiecc.py") is None:
+        fail("aiecc.py is not on PATH (it comes with the mlir-aie wheel): mlir/README.md")
+    return peano, mlir_aie
+
+
+def run(cmd: list[str], cwd: Path) -> None:
+    print("+ " + " ".join(cmd), flush=True)
+    if subprocess.run(cmd, cwd=cwd, check=False).returncode != 0:
+        fail(f"{cmd[0]} failed")
+
+
+def write_headers(out: Path, dims, tiles) -> None:
+    from npustream.npu import column_design
+    from npustream.npu.tiles import c_header
+
+    (out / "npu_tiles.h").write_text(c_header(tiles))
+    (out / "column_design.h").write_text(column_design.c_header(dims, tiles))
+
+
+def build_kernels(out: Path, peano: Path, mlir_aie: Path) -> Path:
+    flags = ["--target=aie2-none-unknown-elf", "-O2", "-std=c++20", "-DNPU_AIE=1", "-D__AIECC__",
+             f"-I{REPO / 'kernels'}", f"-I{out}", f"-I{mlir_aie / 'include'}", f"-I{mlir_aie / 'aie_kernels'}"]
+    objects = []
+    for source in [REPO / "kernels" / name for name in KERNELS] + [Path(__file__).parent / "column_glue.cc"]:
+        obj = out / (source.stem + ".o")
+        run([str(peano / "bin" / "clang++"), *flags, "-c", str(source), "-o", str(obj)], out)
+        objects.append(str(obj))
+    run([str(peano / "bin" / "ld.lld"), "-r", *objects, "-o", "column_kernels.o"], out)
+    return out / "column_kernels.o"
+
+
+def write_modules(out: Path, plan, weights) -> list[list[str]]:
+    """One MLIR module per run; returns the module names per column."""
+    from encoder_column import ARGS, run_module
+
+    from npustream.npu.buffers import column_weight_names, pack_weights, plan_layouts
+    from npustream.npu.column_program import column_run
+    from npustream.npu.plan import column_runs
+
+    names = []
+    for column, layouts in enumerate(plan_layouts(plan)):
+        blob, table = pack_weights(weights, column_weight_names(plan, column, weights))
+        sizes = {role: b.nbytes // 4 for role, b in layouts.buffers.items()} | {"weights": blob.nbytes // 4}
+        assert set(sizes) == set(ARGS)
+        column_names = []
+        for number, run in enumerate(column_runs(plan, column)):
+            name = f"c{column}_r{number:03d}"
+            program = column_run(plan, column, list(run), layouts, table)
+            (out / f"{name}.mlir").write_text(run_module(plan, program, sizes))
+            column_names.append(name)
+            print(f"column {column} run {number}: {len(program.tasks)} DMA tasks, {len(program.ops)} sequence ops",
+                  flush=True)
+        names.append(column_names)
+    return names
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plan", choices=("pipeline", "split"), default="pipeline")
+    parser.add_argument("--preset", choices=("phoenix", "hawkpoint"), default="phoenix")
+    parser.add_argument("--model", default=None, help="model directory (default: the packaged Whisper base)")
+    parser.add_argument("--out", default=None, help="build directory (default: where the npu engine looks)")
+    parser.add_argument("--kernels-only", action="store_true")
+    parser.add_argument("--mlir-only", action="store_true", help="write the MLIR without the toolchain")
+    args = parser.parse_args()
+
+    from npustream.model import store
+    from npustream.npu.layout import load_npu_weights
+    from npustream.npu.manifest import default_build_dir, write_manifest
+    from npustream.npu.params import preset
+    from npustream.npu.plan import make_plan
+    from npustream.npu.resources import check_plan
+
+    weights = load_npu_weights(store.resolve_model_dir(args.model))
+    plan = make_plan(args.plan, weights.dims, weights.tiles, preset(args.preset))
+    check_plan(plan).raise_if_violated()
+    out = Path(args.out) if args.out else default_build_dir(args.plan, args.preset)
+    out.mkdir(parents=True, exist_ok=True)
+    write_headers(out, plan.dims, plan.tiles)
+    if args.mlir_only:
+        write_modules(out, plan, weights)
+        print(f"MLIR written to {out} (no manifest: this is not a build the npu engine loads)")
+        return 0
+    peano, mlir_aie = toolchain()
+    build_kernels(out, peano, mlir_aie)
+    if args.kernels_only:
+        return 0
+    names = write_modules(out, plan, weights)
+    (out / "insts").mkdir(exist_ok=True)
+    for column_names in names:
+        for name in column_names:
+            # every module has the same device: the first one's xclbin serves every run
+            xclbin = ["--aie-generate-xclbin", "--xclbin-name=encoder_column.xclbin"] if name == names[0][0] else []
+            run(["aiecc.py", "--no-xchesscc", "--no-xbridge", f"--peano={peano}", *xclbin,
+                 "--aie-generate-npu-insts", f"--npu-insts-name=insts/{name}.bin", f"{name}.mlir"], out)
+    toolchain_info = {"mlir_aie": MLIR_AIE_VERSION, "peano": str(peano)}
+    path = write_manifest(out, plan, weights, xclbin="encoder_column.xclbin",
+                          insts=[[f"insts/{n}.bin" for n in column_names] for column_names in names],
+                          toolchain=toolchain_info)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
