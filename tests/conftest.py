@@ -74,3 +74,20 @@ def reference_audio_path(reference_npz: Path, audio_dir: Path) -> Path:
     """The shared audio file a reference .npz was made from (named in the .json beside it)."""
     meta = json.loads(reference_npz.with_suffix(".json").read_text(encoding="utf-8"))
     return _require(audio_dir / Path(meta["source_file"]).name, "reference source audio")
+
+
+@pytest.fixture(scope="session")
+def base_model_dir() -> Path:
+    """The packaged Whisper base, assembled once into the user's model cache."""
+    from npustream.model.store import ensure_packaged_model
+
+    return ensure_packaged_model(progress=False)
+
+
+@pytest.fixture(scope="session")
+def jfk_mel(audio_dir: Path):
+    """The encoder input for the 11 s JFK clip: one 30 s window of log-mel features."""
+    from npustream.audio import load_audio
+    from npustream.features import window_features
+
+    return window_features(load_audio(audio_dir / "jfk.flac"))

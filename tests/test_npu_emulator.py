@@ -149,12 +149,6 @@ def test_bad_window_is_refused():
         emulator.encode_window(np.zeros((80, 3000), np.float32), weights)
 
 
-@pytest.fixture(scope="module")
-def base_model_dir():
-    from npustream.model.store import ensure_packaged_model
-
-    return ensure_packaged_model(progress=False)
-
 
 def test_layout_cache_converts_once_and_reloads(base_model_dir, tmp_path):
     first = layout.load_npu_weights(base_model_dir, cache_root=tmp_path)

@@ -122,18 +122,3 @@ def test_base_model_pipeline_matches_the_npu_emu_engine(base_model_dir, jfk_mel)
         executor.close()
     np.testing.assert_array_equal(out, reference)
     assert numerics.bf16_round(out).tobytes() == out.tobytes()  # bf16 values, as stored
-
-
-@pytest.fixture(scope="module")
-def base_model_dir(tmp_path_factory):
-    from npustream.model import store
-
-    return store.ensure_packaged_model(tmp_path_factory.mktemp("model") / "whisper-base", progress=False)
-
-
-@pytest.fixture(scope="module")
-def jfk_mel(audio_dir):
-    from npustream.audio import load_audio
-    from npustream.features import window_features
-
-    return window_features(load_audio(audio_dir / "jfk.flac"))

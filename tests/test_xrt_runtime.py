@@ -222,19 +222,3 @@ def test_npu_engine_on_the_double_matches_npu_emu(tmp_path, base_model_dir, jfk_
             engine.encode(jfk_mel[None])
     finally:
         engine.close()
-
-
-@pytest.fixture(scope="module")
-def base_model_dir(tmp_path_factory):
-    from npustream.model import store
-
-    return store.ensure_packaged_model(tmp_path_factory.mktemp("model") / "whisper-base", progress=False)
-
-
-@pytest.fixture(scope="module")
-def jfk_mel(audio_dir):
-    from npustream.audio import load_audio
-    from npustream.features import window_features
-
-    return window_features(load_audio(audio_dir / "jfk.flac"))
-
