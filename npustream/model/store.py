@@ -79,8 +79,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _is_complete(model_dir: Path, full: bool) -> bool:
-    """Cheap: manifest present and every file at its recorded size. Full: also re-hash model.bin."""
+def is_assembled(model_dir: Path, full: bool = False) -> bool:
+    """Is the packaged model assembled in model_dir? Cheap: manifest present and every file at
+    its recorded size. Full: also re-hash model.bin."""
     try:
         manifest = json.loads((model_dir / MANIFEST).read_text())
         if manifest["model_bin"]["sha256"] != MODEL_BIN_SHA256:
@@ -177,7 +178,7 @@ def _install(staging: Path, target: Path) -> Path:
         try:
             os.rename(staging, target)  # atomic; also replaces an empty directory
         except OSError:
-            if _is_complete(target, full=True):
+            if is_assembled(target, full=True):
                 logger.info("another run installed the model first; using it", path=str(target))
                 return target
             # A broken target (an older crash, a truncated file): move it aside, then retry.
@@ -202,7 +203,7 @@ def ensure_packaged_model(
     verify=True re-hashes an existing model.bin instead of trusting its size.
     """
     target = Path(target).expanduser() if target is not None else default_model_dir()
-    if _is_complete(target, full=verify):
+    if is_assembled(target, full=verify):
         return target
     if target.exists():
         logger.warning("model directory is incomplete or corrupt; rebuilding", path=str(target))

