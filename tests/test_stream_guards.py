@@ -10,7 +10,7 @@ import pytest
 from npustream.audio import load_audio
 from npustream.stream.commit import CommitPolicy
 from npustream.stream.guards import HypothesisGuard
-from npustream.stream.vad import VoiceActivity
+from npustream.vad import VoiceActivity
 from npustream.types import Word
 
 # Whisper base's word alignment of the first two sentences (0-7 s) of osr_0034_8k.wav.

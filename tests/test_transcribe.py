@@ -77,6 +77,19 @@ def test_silence_gives_no_text(recognizer, tmp_path):
     assert result.duration == pytest.approx(12.0)
 
 
+def test_noise_gives_no_text(recognizer, tmp_path):
+    # White and brown noise at speech-like levels: Whisper alone hallucinates on these
+    # (e.g. "ごちそうさまでした"); the VAD gate gives no text and costs no model work.
+    rng = np.random.default_rng(0)
+    white = 0.05 * rng.standard_normal(16000 * 8)
+    brown = np.cumsum(rng.standard_normal(16000 * 8))
+    brown = 0.2 * (brown - brown.mean()) / np.abs(brown - brown.mean()).max()
+    path = tmp_path / "noise.wav"
+    soundfile.write(path, np.concatenate([white, brown]).astype(np.float32), 16000)
+    result = transcribe_file(recognizer, path)
+    assert result.segments == ()
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "npustream", *args], capture_output=True, text=True,
                           timeout=600)

@@ -29,6 +29,8 @@ def register(sub) -> None:
     parser.add_argument("--format", choices=FORMATS, default="txt")
     parser.add_argument("--word-timestamps", action="store_true")
     parser.add_argument("--initial-prompt", default=None, help="text to condition the first window on")
+    parser.add_argument("--no-vad", dest="vad", action="store_false",
+                        help="decode windows that silero VAD hears no speech in (default: skip them)")
     add_model_options(parser)
     parser.set_defaults(handler=handle, default_log_level="warning")
 
@@ -52,7 +54,7 @@ def handle(args: argparse.Namespace) -> int:
             progress = progress or Progress("transcribing", total)
             progress.update(done)
 
-    transcript = transcribe_file(recognizer, args.file, initial_prompt=args.initial_prompt,
+    transcript = transcribe_file(recognizer, args.file, initial_prompt=args.initial_prompt, vad=args.vad,
                                  on_progress=on_progress)
     if progress:
         progress.close()

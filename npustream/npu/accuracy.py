@@ -1,7 +1,7 @@
 """Accuracy of an encoder against a reference encoder, per 20 ms frame, on speech.
 
-A "speech frame" is an encoder frame (20 ms: 2 mel hops) inside a region silero VAD (the
-daemon's own npustream/stream/vad.py, threshold 0.5) marks as speech. Frames of silence and of
+A "speech frame" is an encoder frame (20 ms: 2 mel hops) inside a region silero VAD
+(npustream/vad.py, threshold 0.5, as the daemon and `transcribe` use it) marks as speech. Frames of silence and of
 the zero padding after the audio are reported apart: there the encoder's output is a small
 residual the decoder ignores, and its direction is sensitive to any rounding.
 """
@@ -17,7 +17,7 @@ FRAME_SECONDS = 0.02  # one encoder position: 2 mel frames of 10 ms
 
 def speech_frames(audio: np.ndarray, n_frames: int = 1500) -> np.ndarray:
     """bool[n_frames]: encoder frames of this window's 16 kHz audio that lie in VAD speech."""
-    from npustream.stream.vad import VoiceActivity
+    from npustream.vad import VoiceActivity
 
     vad = VoiceActivity()
     vad.push(np.asarray(audio, np.float32))

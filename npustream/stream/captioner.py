@@ -28,7 +28,7 @@ from npustream.audio import SAMPLE_RATE
 from npustream.stream.commit import Commit, CommitPolicy
 from npustream.stream.config import StreamConfig
 from npustream.stream.guards import HypothesisGuard
-from npustream.stream.vad import VoiceActivity
+from npustream.vad import VoiceActivity
 from npustream.stream.windows import AudioWindow
 from npustream.types import Word
 

