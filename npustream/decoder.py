@@ -84,14 +84,14 @@ class WhisperDecoder:
         if prompt_tokens:
             prompt = [self.tokenizer.sot_prev] + list(prompt_tokens)[-MAX_PROMPT_TOKENS:]
         best = self._generate_with_fallback(encoded, prompt + sot_sequence, options)
-        tokens, avg_logprob, no_speech_prob, temperature = best
+        tokens, avg_logprob, no_speech_prob, temperature, ratio = best
         silent = (options.no_speech_threshold is not None and no_speech_prob > options.no_speech_threshold
                   and (options.log_prob_threshold is None or avg_logprob < options.log_prob_threshold))
         if silent:
             return WindowDecode(language, language_prob, (), no_speech_prob, avg_logprob, temperature,
                                 True, content_frames, (), content_frames * HOP_SECONDS)
         segments, seek_frames = self._segments(tokens, content_frames, offset, no_speech_prob, avg_logprob,
-                                               temperature)
+                                               temperature, ratio)
         if options.word_timestamps and segments:
             segments = align_words(self.model, self.tokenizer, encoded, sot_sequence, segments,
                                    content_frames, offset, language)
@@ -121,10 +121,10 @@ class WhisperDecoder:
                 avg_logprob = score * (n ** options.length_penalty) / (n + 1)
                 candidates.append((avg_logprob, list(tokens)))
             avg_logprob, tokens = max(candidates, key=lambda c: c[0])
-            attempt = (tokens, avg_logprob, float(result.no_speech_prob), temperature)
-            text = self.tokenizer.decode(tokens)
+            ratio = compression_ratio(self.tokenizer.decode(tokens))
+            attempt = (tokens, avg_logprob, float(result.no_speech_prob), temperature, ratio)
             too_repetitive = (options.compression_ratio_threshold is not None
-                              and compression_ratio(text) > options.compression_ratio_threshold)
+                              and ratio > options.compression_ratio_threshold)
             too_unlikely = options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold
             silent = (options.no_speech_threshold is not None
                       and attempt[2] > options.no_speech_threshold and too_unlikely)
@@ -133,7 +133,7 @@ class WhisperDecoder:
         return attempt
 
     def _segments(self, tokens: list[int], content_frames: int, offset: float, no_speech_prob: float,
-                  avg_logprob: float, temperature: float) -> tuple[tuple[Segment, ...], int]:
+                  avg_logprob: float, temperature: float, ratio: float) -> tuple[tuple[Segment, ...], int]:
         """Split tokens at pairs of consecutive timestamps, as OpenAI's transcribe does."""
         tb = self.tokenizer.timestamp_begin
         window_end = offset + content_frames * HOP_SECONDS
@@ -162,7 +162,6 @@ class WhisperDecoder:
                 duration = (stamps[-1] - tb) * SECONDS_PER_TIMESTAMP
             pieces.append((0.0, duration, tokens))
             seek_frames = content_frames
-        ratio = compression_ratio(self.tokenizer.decode(tokens))
         segments = []
         for start, end, piece in pieces:
             text = self.tokenizer.decode(piece)

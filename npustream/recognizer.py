@@ -7,7 +7,7 @@ Used by `npustream transcribe` (files) and by the streaming daemon (rolling wind
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,6 @@ from npustream.features import window_features
 from npustream.tokenizer import WhisperTokenizer
 
 
-WindowResult = WindowDecode
 # A window whose loudest sample is below -60 dBFS holds no speech a person could hear: Whisper
 # would only hallucinate on it ("you"), so it costs no engine work and gives no text.
 SILENCE_PEAK = 10 ** (-60 / 20)
@@ -81,7 +80,7 @@ class Recognizer:
 
     def decode_window(self, audio: np.ndarray, *, offset: float = 0.0, prompt: str | None = None,
                       prompt_tokens: list[int] | None = None,
-                      options: DecodeOptions | None = None) -> WindowResult:
+                      options: DecodeOptions | None = None) -> WindowDecode:
         """Up to 30 s of 16 kHz mono float32 starting `offset` seconds into the stream."""
         validate_pcm(audio)
         if len(audio) > N_SAMPLES:
@@ -96,9 +95,6 @@ class Recognizer:
             prompt_tokens = self.tokenizer.encode(" " + prompt.strip())
         return self.decoder.decode(self.encode(mel), content_frames=content_frames, offset=offset,
                                    prompt_tokens=prompt_tokens, options=options)
-
-    def with_options(self, **changes) -> DecodeOptions:
-        return replace(self.options, **changes)
 
     def close(self) -> None:
         close = getattr(self.engine, "close", None)
