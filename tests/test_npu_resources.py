@@ -81,22 +81,8 @@ def test_kernel_footprints_are_checked():
 def test_mlir_module_prints_the_column_program():
     """The module the build hands aiecc: one device, every task of the run configured with the
     BD ids the sequencer chose, started and awaited; every lock and buffer it names declared."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "mlir"))
-    from encoder_column import ARGS, run_module
-
-    from npustream.npu.buffers import column_weight_names, pack_weights, plan_layouts
-
-    dims = WhisperDims(80, 200, 128, 2, 1, 51865, 448, 128, 2, 1)
-    weights = random_weights(dims)
-    plan = make_plan("pipeline", dims, DEFAULT_TILES, PHOENIX)
-    layouts = plan_layouts(plan)[1]
-    blob, table = pack_weights(weights, column_weight_names(plan, 1, weights))
-    run = column_run(plan, 1, list(range(len(plan.columns[1]))), layouts, table)
-    sizes = {role: b.nbytes // 4 for role, b in layouts.buffers.items()} | {"weights": blob.size // 4}
-    text = run_module(plan, run, sizes)
+    run, text = _printed_column_module(column=1)
+    from encoder_column import ARGS  # importable once the helper has put mlir/ on the path
     assert text.count("aie.device(npu1_1col)") == 1 and text.count("{") == text.count("}")
     pushes = [op for op in run.ops if isinstance(op, Push)]
     assert text.count("aiex.dma_configure_task(") == text.count("aiex.dma_start_task(") == len(pushes)
@@ -118,12 +104,21 @@ def test_mlir_module_prints_the_column_program():
 def test_mlir_module_parses_with_mlir_aie():
     """With mlir-aie installed, its own parser and verifiers accept the printed module."""
     pytest.importorskip("aie", reason="mlir-aie is not installed here (no toolchain): see mlir/README.md")
+    from aie.dialects import aie as _aie_dialect  # noqa: F401  (registers the dialects)
+    from aie.ir import Context, Location, Module
+
+    _, text = _printed_column_module(column=0)
+    with Context(), Location.unknown():
+        module = Module.parse(text)
+        assert module.operation.verify()
+
+
+def _printed_column_module(column: int):
+    """One pipeline column's run of a small random-weight model, and its printed MLIR module."""
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "mlir"))
-    from aie.dialects import aie as _aie_dialect  # noqa: F401  (registers the dialects)
-    from aie.ir import Context, Location, Module
     from encoder_column import run_module
 
     from npustream.npu.buffers import column_weight_names, pack_weights, plan_layouts
@@ -131,10 +126,8 @@ def test_mlir_module_parses_with_mlir_aie():
     dims = WhisperDims(80, 200, 128, 2, 1, 51865, 448, 128, 2, 1)
     weights = random_weights(dims)
     plan = make_plan("pipeline", dims, DEFAULT_TILES, PHOENIX)
-    layouts = plan_layouts(plan)[0]
-    blob, table = pack_weights(weights, column_weight_names(plan, 0, weights))
-    run = column_run(plan, 0, list(range(len(plan.columns[0]))), layouts, table)
+    layouts = plan_layouts(plan)[column]
+    blob, table = pack_weights(weights, column_weight_names(plan, column, weights))
+    run = column_run(plan, column, list(range(len(plan.columns[column]))), layouts, table)
     sizes = {role: b.nbytes // 4 for role, b in layouts.buffers.items()} | {"weights": blob.size // 4}
-    with Context(), Location.unknown():
-        module = Module.parse(run_module(plan, run, sizes))
-        assert module.operation.verify()
+    return run, run_module(plan, run, sizes)
