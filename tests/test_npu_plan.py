@@ -15,13 +15,21 @@ from npustream.npu.params import PRESETS
 from npustream.npu.plan import (
     _stage_io,
     column_runs,
+    issue_counts,
     live_at,
     make_plan,
     pipeline_plan,
     split_plan,
 )
 from npustream.npu.scheduler import choose
-from npustream.npu.simulate import predict, simulate
+from npustream.npu.simulate import (
+    TARGETS,
+    issue_break_even_s,
+    predict,
+    simulate,
+    task_time_s,
+    with_issue,
+)
 from npustream.npu.tiles import DEFAULT_TILES
 
 BASE = WhisperDims(80, 1500, 512, 8, 6, 51865, 448, 512, 8, 6)
@@ -131,6 +139,86 @@ def test_predictions_are_consistent():
         assert p.startup_s == 0.02
 
 
+@pytest.mark.parametrize("kind", ["pipeline", "split"])
+def test_issue_counts_are_the_programs_counts(kind):
+    """Counted once per distinct op share (cached), summed per column: the same as building every
+    run of the column's program (column_program.column_run) and counting its operations."""
+    from npustream.npu.buffers import plan_layouts
+    from npustream.npu.column_program import Push, column_run
+
+    plan = make_plan(kind, BASE, DEFAULT_TILES, PHOENIX)
+    counts = issue_counts(plan)
+    for column, layouts in enumerate(plan_layouts(plan)):
+        table = {f"{t.op.name}.{part}": (i << 24, "<u2", ()) for i, t in enumerate(plan.columns[column])
+                 for part in ("wb", "res", "g", "beta")}
+        ops = pushes = 0
+        for run in column_runs(plan, column):
+            program = column_run(plan, column, list(run), layouts, table)
+            ops += len(program.ops)
+            pushes += sum(isinstance(op, Push) for op in program.ops)
+            assert sum(isinstance(op, Push) for op in program.ops) == len(program.tasks)  # one push per task
+            first = next(i for i, op in enumerate(program.ops) if isinstance(op, Push))
+            assert counts[column][run[0]].head == first + 1
+        assert sum(c.ops for c in counts[column]) == ops
+        assert sum(c.pushes for c in counts[column]) == pushes
+        assert 4000 < pushes < 4600  # about 4,300 DMA tasks per column and window
+
+
+def test_free_issue_leaves_the_published_predictions():
+    """issue_op_s = 0 (the default: phoenix.md has no figure) with the counts applied gives the
+    very figures without them, which are those docs/npu-scheduler.md publishes."""
+    published = {"split": (51.288, 1.083), "pipeline": (196.584, 0.875)}
+    for kind, (latency_ms, ratio) in published.items():
+        plan = make_plan(kind, BASE, DEFAULT_TILES, PHOENIX)
+        plain = predict(plan)[0]
+        assert predict(plan, counts=issue_counts(plan))[0] == plain
+        assert plain.exposed_issue_s == 0.0
+        assert round(plain.latency_s * 1e3, 3) == latency_ms
+        measure = plain.latency_s / plain.compute_bound_s if kind == "split" else \
+            plain.throughput_per_s / plain.compute_bound_throughput_per_s
+        assert round(measure, 3) == ratio
+
+
+def test_large_issue_cost_sets_every_task_time():
+    """At 1 ms per operation every task is issue-bound: the split plan's latency is, op by op, the
+    slowest column's dispatch + N c + W / P; the pipeline's period its slowest stage's sum."""
+    c = 1e-3
+    split = make_plan("split", BASE, DEFAULT_TILES, PHOENIX)
+    counts = issue_counts(split)
+
+    def issue_bound(task, n):
+        return task.cost.dispatch_s + n.ops * c + task.cost.busy_s() / n.pushes
+
+    expected = sum(max(issue_bound(split.columns[col][i], counts[col][i]) for col in range(4))
+                   for i in range(len(split.ops)))
+    slow = predict(with_issue(split, c), counts=counts)[0]
+    assert slow.latency_s == pytest.approx(expected, rel=1e-12)
+    assert slow.latency_s >= max(sum(n.ops for n in col) for col in counts) * c
+    pipe = make_plan("pipeline", BASE, DEFAULT_TILES, PHOENIX.replace(issue_op_s=c))
+    stages = [stage.overhead_s + sum(issue_bound(t, n) for t, n in zip(tasks, col_counts))
+              for stage, tasks, col_counts in zip(pipe.stages, pipe.columns, issue_counts(pipe))]
+    assert simulate(pipe, 12).period_s == pytest.approx(max(stages), rel=1e-9)
+    assert all(task_time_s(t, n, c) == pytest.approx(issue_bound(t, n), rel=1e-12)
+               for tasks, col_counts in zip(pipe.columns, issue_counts(pipe)) for t, n in zip(tasks, col_counts))
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=[t.name for t in TARGETS])
+def test_issue_break_even_separates_held_from_missed(target):
+    plan = make_plan(target.plan, BASE, DEFAULT_TILES, PHOENIX)
+    counts = issue_counts(plan)
+    break_even = issue_break_even_s(plan, target)
+    assert 1e-6 < break_even < 5e-6  # documented: 2.19 us (split), 2.70 us (pipeline) per operation
+
+    def ratio(c):
+        return target.ratio(predict(with_issue(plan, c), counts=counts)[0])
+
+    grid = [f * break_even for f in (0, 0.25, 0.5, 0.9, 0.999, 1.001, 1.1, 2, 4)]
+    ratios = [ratio(c) for c in grid]
+    worse = ratios if target.at_most else [-r for r in ratios]
+    assert worse == sorted(worse)  # the prediction only worsens as issue slows
+    assert [target.holds(predict(with_issue(plan, c), counts=counts)[0]) for c in grid] == [True] * 5 + [False] * 4
+
+
 def test_scheduler_chooses_by_objective_and_says_why():
     lat = choose(BASE, DEFAULT_TILES, PHOENIX, objective="latency")
     preds = {k: predict(make_plan(k, BASE, DEFAULT_TILES, PHOENIX))[0] for k in ("pipeline", "split")}
@@ -157,8 +245,15 @@ def test_cli_json_has_the_documented_keys(tmp_path):
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)
     for key in ("plan", "preset", "predicted_latency_ms", "compute_bound_ms", "predicted_throughput_windows_per_s",
-                "compute_bound_throughput_windows_per_s", "hidden_transfer_share", "columns", "resource_check"):
+                "compute_bound_throughput_windows_per_s", "hidden_transfer_share", "columns", "resource_check",
+                "dma_tasks_per_column", "instruction_ops_per_column", "issue_op_us", "predicted_exposed_issue_ms",
+                "predicted_issue_op_break_even_us"):
         assert key in obj
+    counts = issue_counts(pipeline_plan(BASE, DEFAULT_TILES, PHOENIX))
+    assert obj["dma_tasks_per_column"] == [sum(c.pushes for c in col) for col in counts]
+    assert obj["instruction_ops_per_column"] == [sum(c.ops for c in col) for col in counts]
+    assert obj["issue_op_us"] == 0.0 and obj["predicted_exposed_issue_ms"] == 0.0
+    assert set(obj["predicted_issue_op_break_even_us"]) == {t.name for t in TARGETS}
     assert obj["plan"] == "pipeline" and obj["preset"] == "phoenix"
     assert "predicted by the timing model" in obj["note"]
     assert len(obj["columns"]) == 4 and all("utilisation" in c and c["ops"] for c in obj["columns"])

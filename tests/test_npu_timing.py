@@ -39,6 +39,8 @@ def test_defaults_are_the_table_in_phoenix_md(shared_dir):
     assert rows["one XRT run, dispatch to completion overhead"] == "40 us" and PHOENIX.dispatch_s == 40e-6
     assert rows["xclbin registration and context creation"].startswith("20 ms") and PHOENIX.startup_s == 20e-3
     assert "4 bytes per cycle" in rows["shim DMA"] and PHOENIX.dma_bytes_per_cycle == 4
+    # phoenix.md has no figure for the command processor's time per operation: unmeasured, 0
+    assert "command processor" not in table and PHOENIX.issue_op_s == 0.0
     # Hawk Point differs only in its clock
     assert PRESETS["hawkpoint"].replace(name="phoenix", clock_hz=1.0e9) == PHOENIX
     with pytest.raises(ConfigError, match="unknown NPU preset"):
@@ -142,3 +144,25 @@ def test_share_must_start_on_a_tile_boundary():
     op = _ops()["layer0.qkv"]
     with pytest.raises(ValueError, match="64-row tile boundary"):
         traffic(op, Share(10, 500), BASE, DEFAULT_TILES, PHOENIX)
+
+
+def test_issue_bound_by_hand():
+    """simulate.task_time_s: a task of work W = 1 ms with N = 100 operations, P = 40 pushes, the
+    first push the 10th operation. Issue hides behind the work until N c + W / P > W + H c."""
+    from npustream.npu.plan import IssueCount, Task
+    from npustream.npu.simulate import task_time_s
+    from npustream.npu.timing import OpCost
+
+    cost = OpCost(compute_s=1e-3, stream_s=0.5e-3, setup_s=0.0, dispatch_s=40e-6, steps=1_000_000, bound="l1")
+    work = cost.busy_s()  # 1 ms + 0.5 ns
+    task = Task(0, _ops()["layer0.fc1"], 0, Share(0, 1500), cost)
+    count = IssueCount(ops=100, pushes=40, head=10)
+    assert task_time_s(task, count, 0.0) == cost.time_s()  # free issue: the work alone, exactly
+    assert task_time_s(task, None, 5e-6) == cost.time_s()  # no count: no issue bound
+    # 1 us per operation: the first push waits 10 us, the other 90 operations hide behind the work
+    assert task_time_s(task, count, 1e-6) == pytest.approx(40e-6 + work + 10e-6, rel=1e-12)
+    # 20 us per operation: issue-bound, 100 x 20 us, then the last task's share of the work
+    assert task_time_s(task, count, 20e-6) == pytest.approx(40e-6 + 2e-3 + work / 40, rel=1e-12)
+    # the crossover: W + 10 c = 100 c + W / 40  at  c = (39/40) W / 90
+    c = work * 39 / 40 / 90
+    assert task_time_s(task, count, c) == pytest.approx(40e-6 + work + 10 * c, rel=1e-12)

@@ -50,11 +50,14 @@ def _work(task) -> dict:
 
 def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, object]:
     """The JSON object `plan --json` prints (also used by the benchmark)."""
+    from npustream.npu.plan import issue_counts
     from npustream.npu.resources import check_plan
-    from npustream.npu.simulate import predict
+    from npustream.npu.simulate import issue_break_evens, predict
 
     plan = choice.plan
-    prediction, one, stream = predict(plan, stream_windows)
+    counts = issue_counts(plan)
+    prediction, one, stream = predict(plan, stream_windows, counts=counts)
+    break_evens = issue_break_evens(plan, stream_windows)
     resources = check_plan(plan)
     columns = []
     for c, tasks in enumerate(plan.columns):
@@ -69,7 +72,8 @@ def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, obje
     obj = {
         "plan": plan.kind,
         "preset": preset,
-        "note": f"all figures are {LABEL}",
+        "note": f"all figures are {LABEL}; the per-column task and operation counts are counted from the "
+                "column programs",
         "reason": choice.reason,
         "predicted_latency_ms": round(prediction.latency_s * 1e3, 3),
         "compute_bound_ms": round(prediction.compute_bound_s * 1e3, 3),
@@ -80,6 +84,13 @@ def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, obje
         "predicted_transfer_ms": round(prediction.transfer_s * 1e3, 3),
         "predicted_exposed_transfer_ms": round(prediction.exposed_transfer_s * 1e3, 3),
         "predicted_startup_ms": round(prediction.startup_s * 1e3, 3),
+        # the instruction streams per window, counted from the column programs (not predicted)
+        "dma_tasks_per_column": [sum(c.pushes for c in column) for column in counts],
+        "instruction_ops_per_column": [sum(c.ops for c in column) for column in counts],
+        "issue_op_us": plan.params.issue_op_s * 1e6,  # assumed, unmeasured: phoenix.md has no figure
+        "predicted_exposed_issue_ms": round(prediction.exposed_issue_s * 1e3, 3),
+        "predicted_issue_op_break_even_us": {name: None if v is None else round(v * 1e6, 3)
+                                             for name, v in break_evens.items()},
         "columns": columns,
         "resource_check": resources.as_dict(),
     }
@@ -87,6 +98,8 @@ def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, obje
 
 
 def _print_text(obj: dict, out=sys.stdout) -> None:
+    from npustream.npu.simulate import TARGETS
+
     print(f"NPU plan: {obj['plan']} on {obj['preset']} ({obj['reason']})", file=out)
     print(f"All figures below are {LABEL}.", file=out)
     for col in obj["columns"]:
@@ -104,6 +117,13 @@ def _print_text(obj: dict, out=sys.stdout) -> None:
     print(f"  predicted transfer hidden:      {obj['hidden_transfer_share']:.1%} of "
           f"{obj['predicted_transfer_ms']:.1f} ms", file=out)
     print(f"  predicted start-up (once):      {obj['predicted_startup_ms']:.0f} ms", file=out)
+    print(f"  instruction stream per window (counted): DMA tasks per column {obj['dma_tasks_per_column']}, "
+          f"operations {obj['instruction_ops_per_column']}", file=out)
+    print(f"  command processor per operation: {obj['issue_op_us']:g} us assumed (unmeasured; phoenix.md has "
+          f"no figure); predicted exposed issue {obj['predicted_exposed_issue_ms']:.1f} ms", file=out)
+    for target in TARGETS:
+        us = obj["predicted_issue_op_break_even_us"][target.name]
+        print(f"  {target.break_even_text(None if us is None else us * 1e-6)}", file=out)
     check = obj["resource_check"]
     print("  resource check: " + ("ok" if check["ok"] else "FAILED"), file=out)
     for v in check["violations"]:

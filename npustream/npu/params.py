@@ -54,6 +54,12 @@ class NpuParams:
     dispatch_s: float = 40e-6  # one XRT run, dispatch to completion overhead
     startup_s: float = 20e-3  # xclbin registration + hardware context, once
     max_hw_contexts: int = 6
+    # --- command processor: NOT in phoenix.md, so the default is unmeasured ---
+    # The column's command processor's time per runtime-sequence operation of a column program
+    # (column_program.py: a DMA task's configure + push, an await, a lock set, a descriptor
+    # write; each counts one). phoenix.md has no figure for it: 0 means the published predicted
+    # figures assume issue is free (hidden). simulate.py says how a non-zero value is modelled.
+    issue_op_s: float = 0.0
 
     @property
     def compute_tiles(self) -> int:
