@@ -1,13 +1,14 @@
 """Build the per-column NPU design for a plan: kernels and glue with Peano, one MLIR module per
-XRT run (encoder_column.py: the same device, that run's runtime sequence), the xclbin and the
-instruction streams with aiecc.py, then manifest.json, the file the `npu` engine loads a build by.
+XRT run resolved by IRON (encoder_column.py: the same device, that run's runtime sequence), the
+xclbin and the instruction streams with aiecc.py, then manifest.json, the file the `npu` engine
+loads a build by.
 README.md has the pinned toolchain and how to install it.
 
     python mlir/build.py [--plan pipeline|split] [--preset phoenix] [--model DIR] [--out DIR]
                          [--kernels-only] [--mlir-only]
 
---mlir-only writes the MLIR modules (and the generated headers) without the toolchain, for
-inspection; it writes no manifest, so the engine never loads it.
+--mlir-only writes the MLIR modules (and the generated headers) with mlir-aie's Python package
+but without Peano or aiecc, for inspection; it writes no manifest, so the engine never loads it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-MLIR_AIE_VERSION = "1.4.1"  # pinned (README.md): runtime-configured mem-tile / core DMA tasks with
-# locks and #aie.bd_iteration arrived in 2026; the dialects change between releases
+# Pinned (README.md): the mlir-aie commit whose python/iron/runtime/tiledmatask.py,
+# python/dialects/aie.py and aiex.py the design was written against (tile_dma_chain; the
+# dialect-level dma_configure_task / bds / dma_bd(iteration=) / use_lock / dma_start_task /
+# dma_await_task). No release was established to contain them all.
+MLIR_AIE_VERSION = "commit 4fb79094fca70c8517a45aab65843d5de3a57563 (main, 2026; no release confirmed)"
 KERNELS = ("matmul.cc", "layernorm.cc", "attention.cc", "gelu.cc", "numerics.cc")
 
 
@@ -33,12 +37,18 @@ def fail(message: str) -> None:
     raise SystemExit(2)
 
 
+def require_iron() -> None:
+    """mlir-aie's IRON importable, or a clear error."""
+    try:
+        import aie.iron  # noqa: F401
+    except ImportError as error:
+        fail(f"mlir-aie's IRON (aie.iron) is not importable ({error}); install mlir-aie at {MLIR_AIE_VERSION}: "
+             "mlir/README.md")
+
+
 def toolchain() -> tuple[Path, Path]:
     """(Peano install dir, mlir-aie install dir), or a clear error naming what is missing."""
-    try:
-        import aie  # noqa: F401
-    except ImportError as error:
-        fail(f"mlir-aie is not importable ({error}); install mlir-aie {MLIR_AIE_VERSION}: mlir/README.md")
+    require_iron()
     mlir_aie = Path(os.environ.get("MLIR_AIE_INSTALL_DIR", ""))
     if not (mlir_aie / "include").is_dir():
         fail("MLIR_AIE_INSTALL_DIR does not point at the mlir_aie install (with include/): mlir/README.md")
@@ -77,7 +87,7 @@ def build_kernels(out: Path, peano: Path, mlir_aie: Path) -> Path:
 
 
 def write_modules(out: Path, plan, weights) -> list[list[str]]:
-    """One MLIR module per run; returns the module names per column."""
+    """One MLIR module per run, resolved by IRON; returns the module names per column."""
     from encoder_column import ARGS, run_module
 
     from npustream.npu.buffers import column_weight_names, pack_weights, plan_layouts
@@ -125,6 +135,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_headers(out, plan.dims, plan.tiles)
     if args.mlir_only:
+        require_iron()
         write_modules(out, plan, weights)
         print(f"MLIR written to {out} (no manifest: this is not a build the npu engine loads)")
         return 0

@@ -1,7 +1,7 @@
 """A column's program for one XRT run, as data: the runtime sequence (the instruction stream)
 that drives the column's shim and mem-tile DMAs and releases its cores phase by phase.
-column_ops.py fills it op by op; dma_sim.py executes it; mlir/encoder_column.py prints it as
-MLIR (aiex.dma_configure_task / dma_start_task / dma_await_task / npu.rtp_write / set_lock).
+column_ops.py fills it op by op; dma_sim.py executes it; mlir/iron_sequence.py expresses it as
+an IRON runtime sequence (lock sets, descriptor writes, DMA task chains with their BD ids, awaits).
 
 Units: addresses, sizes and strides count 32-bit words (the DMA's granularity), sizes and
 strides outermost first, at most 3 dimensions plus the iteration (which moves a BD's base by

@@ -1,7 +1,7 @@
 """The compute tiles' program: one loop nest for every op, driven by a per-phase descriptor the
 runtime sequence writes before it releases the core (column_program.py). Written once as a tiny
 structured IR that two back ends read: the DMA simulator (dma_sim.py) interprets it, and the
-MLIR emitter (mlir/encoder_column.py) turns it into the cores' scf/aie code, so the program the
+IRON design (mlir/iron_core.py) turns it into the Workers' bodies, so the program the
 simulation verifies is the program the build compiles.
 
 FIFOs (column_design.py): in0 (row stream), in1 (broadcast), out. Each holds 2 objects; the core

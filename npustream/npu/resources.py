@@ -122,3 +122,36 @@ def check_plan(plan: Plan) -> ResourceReport:
     for kernel, nbytes in l1_footprints(plan.tiles, plan.dims).items():
         report.need("L1", f"{kernel} kernel buffers (double-buffered, tiles.py)", nbytes, params.l1_bytes)
     return report
+
+
+def check_recorded_design(recorded, params: NpuParams, dims: WhisperDims, tiles: Tiles) -> ResourceReport:
+    """The limits on a design as IRON records it (mlir/encoder_column.py, through the aie.iron
+    test double npustream/npu/iron_double.Recorded): L1 per compute tile from the buffers declared
+    on it, doubled objects included, plus what the descriptions say the core also needs (kernel
+    statics, stack: not IRON buffers); the mem tile from its buffers; DMA channels per tile from
+    the static TileDma programs and the flows' ends."""
+    report = ResourceReport()
+    rt = recorded.rt
+    cb = core_buffers(dims, tiles)
+    rows = sorted({b.tile.row for b in rt.buffers})
+    for row in rows:
+        nbytes = sum(b.nbytes for b in rt.buffers if b.tile.row == row)
+        if row == 1:
+            report.need("mem tile", "memtile (IRON buffers)", nbytes, params.memtile_bytes)
+        elif row >= 2:
+            report.need("L1", f"core{row - 2} (IRON buffers + kernel statics + stack)",
+                        nbytes + cb.statics + cb.stack, params.l1_bytes)
+    channels: dict[tuple[int, str], set[int]] = {}
+    for flow in rt.flows:
+        channels.setdefault((flow.src.row, "out"), set()).add(flow.src_channel)
+        for dst in flow.dsts:
+            channels.setdefault((dst.row, "in"), set()).add(flow.dst_channel)
+    for td in rt.tile_dmas:
+        for ch in td.channels:
+            channels.setdefault((td.tile.row, "in" if ch.direction.name == "S2MM" else "out"), set()).add(ch.channel)
+    limits = {(0, "out"): params.shim_in_channels, (0, "in"): params.shim_out_channels,
+              (1, "in"): params.memtile_in_channels, (1, "out"): params.memtile_out_channels}
+    for (row, way), used in sorted(channels.items()):
+        limit = limits.get((row, way), params.tile_in_channels if way == "in" else params.tile_out_channels)
+        report.need("DMA channels", f"tile row {row} ({way})", len(used), limit)
+    return report

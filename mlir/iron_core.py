@@ -1,0 +1,98 @@
+"""The cores' program (npustream/npu/core_program.py) as an IRON Worker body: the tiny IR's
+nodes become Lock acquires and releases, counter updates, range_ loops and Kernel calls on the
+glue of column_glue.cc. The building blocks stay visible: core_program.PHASE is the matmul,
+attention and LayerNorm loop nests in that order, each driven by its descriptor fields.
+
+A core keeps, per FIFO, an acquire and a release count in a small buffer (L1 is not cleared);
+the object a Held argument names is (release count + k) mod 2 of the FIFO's two objects.
+`If(flag, then, orelse)` is two loops of `flag` and `1 - flag` trips: the descriptor's flags
+are 0 or 1 (column_matmul / column_attention / column_layernorm write them so).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from aie.iron.controlflow import range_
+
+from npustream.npu import core_program as cp
+from npustream.npu.column_design import layernorm_rows
+
+
+def core_body(plan, core: int):
+    constants = {"nk": plan.tiles.attn_kv_rows, "r_out": layernorm_rows(plan.dims, plan.tiles)[1]}
+
+    def body(column, kernels):
+        program = CoreProgram(column, kernels, core, constants)
+        for slot in range(2 * len(cp.FIFOS)):
+            column.counters[core][slot] = 0
+        for _ in range_(sys.maxsize):  # one phase per turn: the sequence releases "go" after the descriptor
+            column.go[core].acquire(1)
+            program.fields = {name: column.descriptors[core][i] for i, name in enumerate(cp.FIELDS)}
+            program.nodes(cp.PHASE)
+
+    return body
+
+
+class CoreProgram:
+    def __init__(self, column, kernels, core: int, constants: dict[str, int]):
+        self.column, self.kernels, self.core, self.constants = column, kernels, core, constants
+        self.fields = {}
+
+    def _lock(self, fifo: str, acquire: bool):
+        prod, cons = self.column.fifo_locks[self.core][fifo]
+        inbound = fifo != "out"
+        return cons if inbound == acquire else prod
+
+    def _bump(self, fifo: str, which: str) -> None:
+        slot = 2 * cp.FIFOS.index(fifo) + (0 if which == "acq" else 1)
+        counters = self.column.counters[self.core]
+        counters[slot] = counters[slot] + 1
+
+    def _held(self, arg: cp.Held):
+        released = self.column.counters[self.core][2 * cp.FIFOS.index(arg.fifo) + 1]
+        return (released + arg.k) & 1
+
+    def _count(self, count):
+        return count if isinstance(count, int) else self.fields[count]
+
+    def nodes(self, nodes) -> None:
+        for node in nodes:
+            if isinstance(node, cp.Acquire):
+                self._lock(node.fifo, True).acquire(1)
+                self._bump(node.fifo, "acq")
+            elif isinstance(node, cp.Release):
+                self._lock(node.fifo, False).release(1)
+                self._bump(node.fifo, "rel")
+            elif isinstance(node, cp.Skip):
+                self.loop(node.count, (cp.Acquire(node.fifo), cp.Release(node.fifo)))
+            elif isinstance(node, cp.Loop):
+                self.loop(node.count, node.body)
+            elif isinstance(node, cp.If):
+                flag = self.fields[node.flag]
+                for _ in range_(flag):
+                    self.nodes(node.then)
+                if node.orelse:
+                    for _ in range_(1 - flag):
+                        self.nodes(node.orelse)
+            elif isinstance(node, cp.Call):
+                self.call(node)
+            else:
+                raise NotImplementedError(f"core program node {node!r} has no IRON form")
+
+    def loop(self, count, body) -> None:
+        for _ in range_(self._count(count)):
+            self.nodes(body)
+
+    def call(self, node: cp.Call) -> None:
+        args = [self.column.scratch[self.core]]
+        for arg in node.args:
+            if isinstance(arg, cp.Held):
+                args += [self.column.fifos[self.core][arg.fifo], self._held(arg)]
+            elif isinstance(arg, cp.Field):
+                args.append(self.fields[arg.name])
+            elif isinstance(arg, cp.Const):
+                args.append(self.constants[arg.name])
+            else:
+                args.append(arg)
+        self.kernels[node.kernel](*args)

@@ -1,0 +1,293 @@
+"""The IRON design (mlir/encoder_column.py and the iron_* modules) recorded by the test double of
+mlir-aie's Python API (npustream/npu/iron_double*.py) when mlir-aie is absent: every run of both
+plans for Whisper base on Phoenix is expressed, its sequence matching the column program one for
+one (every task, BD, BD id, lock use, iteration, repeat count and await); the device and the core
+program match the descriptions; the resource checker passes on the recorded buffers; build.py's
+module generation runs; and the double refuses what the real API refuses."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+from npu_random_weights import random_weights
+
+from npustream.model.dims import WhisperDims
+from npustream.npu import core_program as cp
+from npustream.npu.buffers import column_weight_names, pack_weights, plan_layouts
+from npustream.npu.column_design import core_buffers, memtile_bytes, memtile_locks
+from npustream.npu.column_program import Await, Push, SetLock, WriteDescriptor, column_run
+from npustream.npu.params import PRESETS
+from npustream.npu.plan import column_runs, make_plan
+from npustream.npu.resources import check_recorded_design
+from npustream.npu.tiles import DEFAULT_TILES
+
+MLIR = Path(__file__).resolve().parents[1] / "mlir"
+SMALL = WhisperDims(80, 200, 128, 2, 1, 51865, 448, 128, 2, 1)
+BASE = WhisperDims(80, 1500, 512, 8, 6, 51865, 448, 512, 8, 6)
+PHOENIX = PRESETS["phoenix"]
+ARGS = ("in", "scratch", "out", "weights")
+DESIGN = ("encoder_column", "iron_sequence", "iron_column", "iron_core", "build")
+
+
+@pytest.fixture(scope="module")
+def iron():
+    """The design's modules on the double (real mlir-aie, if installed, is left alone: skip)."""
+    try:
+        importlib.import_module("aie.iron")
+        pytest.skip("mlir-aie is installed: tests/test_npu_resources.py resolves the design with it")
+    except ImportError:
+        pass
+    from npustream.npu import iron_double
+
+    saved = {k: v for k, v in sys.modules.items() if k == "aie" or k.startswith("aie.")}
+    iron_double.install()
+    sys.path.insert(0, str(MLIR))
+    yield iron_double, importlib.import_module("encoder_column")
+    sys.path.remove(str(MLIR))
+    for name in DESIGN:
+        sys.modules.pop(name, None)
+    for k in [k for k in sys.modules if k == "aie" or k.startswith("aie.")]:
+        del sys.modules[k]
+    sys.modules.update(saved)
+
+
+def _runs(kind: str, dims: WhisperDims, weights, only=None):
+    """(plan, column, number, run, sizes) for every run of the plan (or column `only`)."""
+    plan = make_plan(kind, dims, DEFAULT_TILES, PHOENIX)
+    for column, layouts in enumerate(plan_layouts(plan)):
+        if only is not None and column != only:
+            continue
+        blob, table = pack_weights(weights, column_weight_names(plan, column, weights))
+        sizes = {role: b.nbytes // 4 for role, b in layouts.buffers.items()} | {"weights": blob.size // 4}
+        for number, tasks in enumerate(column_runs(plan, column)):
+            yield plan, column, number, column_run(plan, column, list(tasks), layouts, table), sizes
+
+
+def _first(kind: str, column: int):
+    plan, _, _, run, sizes = next(_runs(kind, SMALL, random_weights(SMALL), only=column))
+    return plan, run, sizes
+
+
+def _expected(run) -> list[tuple]:
+    """The run's sequence as events: lock sets, descriptor words, pushes (the task's form), awaits
+    (by push number)."""
+    events, numbers = [], {}
+    for op in run.ops:
+        if isinstance(op, SetLock):
+            ring, _ = op.lock.split(".")
+            events.append(("set_lock", f"go_c{ring[4:]}" if ring.startswith("core") else op.lock.replace(".", "_"),
+                           op.value))
+        elif isinstance(op, WriteDescriptor):
+            events += [("rtp_write", f"desc_c{op.core}", i, v) for i, v in enumerate(op.values)]
+        elif isinstance(op, Push):
+            task, numbers[op.task] = run.tasks[op.task], len(numbers)
+            lock = lambda use: (use.lock.replace(".", "_"), use.value) if use else None  # noqa: E731
+            bds = tuple((bd.buffer, bd.offset, bd.length, bd.sizes, bd.strides,
+                         bd.iteration if bd.iteration[0] > 1 else (1, 0, 0), bd_id, lock(bd.acquire), lock(bd.release))
+                        for bd, bd_id in zip(task.bds, op.bd_ids, strict=True))
+            events.append(("push", ("shim", "mem").index(task.tile), task.direction, task.channel_index,
+                           task.repeat, bds))
+        elif isinstance(op, Await):
+            events.append(("await", numbers[op.task]))
+    return events
+
+
+def _iron_bd(bd) -> tuple:
+    lock = lambda uses: (uses[0].lock.name, uses[0].value) if uses else None  # noqa: E731
+    assert bd.buffer.name == "ring" and bd.iteration is None
+    return ("mem", bd.offset, bd.length, tuple(bd.sizes) or (bd.length,), tuple(bd.strides) or (1,), (1, 0, 0),
+            bd.bd_id, lock(bd.acquires), lock(bd.releases))
+
+
+def _dialect_bds(task) -> tuple:
+    """A dialect-level task's BDs in chain order, from block 0 along next_bd to aie.end."""
+    out, at, seen = [], 0, set()
+    while True:
+        assert at not in seen, "the chain loops"
+        seen.add(at)
+        ops = task.blocks[at]
+        (_, buffer, offset, length, sizes, strides, kw), = [op for op in ops if op[0] == "dma_bd"]
+        locks = {op[2].name: (op[1].owner.name, op[3]) for op in ops if op[0] == "use_lock"}
+        name = "mem" if buffer.kind == "buffer" and buffer.owner.name == "ring" else ARGS[buffer.owner.index]
+        out.append((name, offset, length, sizes or (length,), strides or (1,), kw.get("iteration", (1, 0, 0)),
+                    kw["bd_id"], locks.get("AcquireGreaterEqual"), locks.get("Release")))
+        if ops[-1][0] == "end":
+            assert seen == set(range(len(task.blocks))), "every block is on the chain"
+            return tuple(out)
+        at = ops[-1][1]
+
+
+def _recorded(sequence) -> list[tuple]:
+    events, numbers = [], {}
+    for at, op in enumerate(sequence):
+        if op[0] in ("set_lock", "rtp_write"):
+            events.append(op)
+        elif op[0] == "push":  # IRON's tile_dma_chain
+            _, _, row, direction, channel, bds, repeat, wait = op
+            assert wait
+            numbers[("iron", at)] = len(numbers)
+            events.append(("push", row, direction, channel, repeat, tuple(_iron_bd(bd) for bd in bds)))
+        elif op[0] == "await":
+            events.append(("await", numbers[("iron", op[1])]))
+        elif op[0] == "start_task":  # the dialect level (configure_task came just before)
+            task = op[1]
+            assert task.issue_token and id(task) not in numbers
+            numbers[id(task)] = len(numbers)
+            events.append(("push", task.tile.row, task.direction.name, task.channel, task.repeat_count,
+                           _dialect_bds(task)))
+        elif op[0] == "await_task":
+            events.append(("await", numbers[id(op[1])]))
+        else:
+            assert op[0] == "configure_task", op
+    return events
+
+
+@pytest.fixture(scope="module")
+def base_weights():
+    return random_weights(BASE)
+
+
+@pytest.mark.parametrize("kind", ["pipeline", "split"])
+def test_every_run_is_recorded_one_for_one(iron, base_weights, kind):
+    _, design = iron
+    runs = tasks = 0
+    for plan, column, number, run, sizes in _runs(kind, BASE, base_weights):
+        recorded = design.column_program(plan, run, sizes).resolve_program()
+        assert _recorded(recorded.sequence) == _expected(run), f"column {column} run {number}"
+        runs, tasks = runs + 1, tasks + len(run.tasks)
+    assert runs == (4 if kind == "pipeline" else 180) and tasks > 17000  # measured: 17289 and 17887 tasks
+
+
+def test_device_buffers_locks_flows_and_core_programs(iron):
+    _double, design = iron
+    plan, run, sizes = _first("pipeline", 0)
+    recorded = design.column_program(plan, run, sizes).resolve_program()
+    rt, cb = recorded.rt, core_buffers(plan.dims, plan.tiles)
+    by_name = {b.name: b for b in rt.buffers}
+    assert by_name["ring"].tile.row == 1 and by_name["ring"].nbytes == memtile_bytes(plan.dims, plan.tiles)
+    for c in range(4):
+        for fifo, size in (("in0", cb.in0), ("in1", cb.in1), ("out", cb.out)):
+            assert by_name[f"{fifo}_c{c}"].tile.row == 2 + c and by_name[f"{fifo}_c{c}"].nbytes == 2 * size
+        assert by_name[f"desc_c{c}"].use_write_rtp and by_name[f"desc_c{c}"].shape == (len(cp.FIELDS),)
+    locks = {lk.name: lk for lk in rt.locks}
+    assert {n.replace(".", "_") for n in memtile_locks(plan.dims, plan.tiles)} <= set(locks)
+    assert all(locks[n.replace(".", "_")].tile.row == 1 for n in memtile_locks(plan.dims, plan.tiles))
+    assert {locks[f"in0_prod_c{c}"].init for c in range(4)} == {2}
+    # the flows: shim -> mem (a, b), mem -> cores (two row streams, the broadcast), cores -> mem, mem -> shim
+    ends = {(f.src.row, f.src_channel): sorted(d.row for d in f.dsts) for f in rt.flows}
+    assert ends[(1, 0)] == [2, 3] and ends[(1, 1)] == [4, 5] and ends[(1, 2)] == [2, 3, 4, 5]
+    assert ends[(0, 0)] == ends[(0, 1)] == [1] and ends[(1, 3)] == [0]
+    # each core: a ping-pong TileDma per FIFO, and its Worker's program: the phase loop
+    for td in rt.tile_dmas:
+        assert [(ch.direction.name, ch.channel, len(ch.bds)) for ch in td.channels] == [
+            ("S2MM", 0, 2), ("S2MM", 1, 2), ("MM2S", 0, 2)]
+    assert [w.tile.row for w in rt.workers] == [2, 3, 4, 5]
+    for c, worker in enumerate(rt.workers):
+        stores, (loop,) = worker.body[:-1], worker.body[-1:]
+        assert [s[:3] for s in stores] == [("store", f"count_c{c}", i) for i in range(6)]
+        assert loop[0] == "for" and loop[2][0] == ("acquire", f"go_c{c}", 1)
+        assert set(_calls(loop[2])) == set(cp.GLUE), "every glue entry point is called by the core program"
+
+
+def _calls(ops) -> list[str]:
+    out = []
+    for op in ops:
+        if op[0] == "call":
+            out.append(op[1])
+        elif op[0] == "for":
+            out += _calls(op[2])
+    return out
+
+
+def test_resource_checker_on_the_recorded_design(iron):
+    _double, design = iron
+    plan, run, sizes = _first("split", 2)
+    recorded = design.column_program(plan, run, sizes).resolve_program()
+    report = check_recorded_design(recorded, PHOENIX, plan.dims, plan.tiles)
+    assert report.ok, report.violations
+    tight = check_recorded_design(recorded, PHOENIX.replace(memtile_bytes=memtile_bytes(plan.dims, plan.tiles) - 1),
+                                  plan.dims, plan.tiles)
+    assert [v.resource for v in tight.violations] == ["mem tile"]
+
+
+def test_build_writes_one_module_per_run(iron, tmp_path):
+    build = importlib.import_module("build")
+    weights = random_weights(SMALL)
+    plan = make_plan("split", SMALL, DEFAULT_TILES, PHOENIX)
+    names = build.write_modules(tmp_path, plan, weights)
+    assert names == [[f"c{c}_r{n:03d}" for n in range(len(column_runs(plan, c)))] for c in range(len(plan.columns))]
+    text = (tmp_path / f"{names[0][0]}.mlir").read_text()
+    assert text.startswith("// npustream's iron_double record, NOT MLIR")  # the double stands in for MLIR here
+
+
+def test_double_enforces_the_api(iron):
+    double, _ = iron
+    from npustream.npu import iron_double_dialects as dialects
+    from npustream.npu import iron_double_dma as dma
+
+    shim, mem, core = double.Tile(0, 0), double.Tile(0, 1), double.Tile(0, 2)
+    ring, stray = double.Buffer(tile=mem, type=_words(64), name="ring"), double.Buffer(tile=core, type=_words(8))
+    prod, cons = double.Lock(mem, name="prod"), double.Lock(mem, name="cons")
+    s2mm = double.DMAChannelDir.S2MM
+    with pytest.raises(RuntimeError, match="inside the function passed to Runtime"):
+        dma.tile_dma_chain(mem, s2mm, 0, [dma.Bd(ring, length=8)])
+    with pytest.raises(RuntimeError, match="not resolved"):
+        ring.op  # noqa: B018 - only what the Program resolves has an op
+    for thing in (shim, mem, core, ring, stray, prod, cons):
+        thing._resolved = True
+    double._State.sequence = []
+    try:
+        with pytest.raises(ValueError, match="buffer on Tile"):
+            dma.tile_dma_chain(mem, s2mm, 0, [dma.Bd(stray, length=8)])
+        with pytest.raises(ValueError, match="sets iteration"):
+            dma.tile_dma_chain(mem, s2mm, 0, [dma.Bd(ring, iteration=(2, 8, 0))])
+        with pytest.raises(ValueError, match="6 S2MM channels, not channel 6"):
+            dma.tile_dma_chain(mem, s2mm, 6, [dma.Bd(ring, length=8)])
+        with pytest.raises(ValueError, match="not in channel 1's half"):
+            dma.tile_dma_chain(mem, double.DMAChannelDir.MM2S, 1, [dma.Bd(ring, length=8, bd_id=3)])
+
+        def task(tile, bd, locks=(), token=True):
+            handle = dialects.dma_configure_task(tile.op, s2mm, 0, issue_token=token, repeat_count=0)
+            with dialects.bds(handle) as blocks, blocks[0]:
+                for lock, action in locks:
+                    dialects.use_lock(lock.op, action, value=1)
+                bd()
+                dialects.EndOp()
+            dialects.dma_start_task(handle)
+            return handle
+
+        with pytest.raises(RuntimeError, match="outside a BD block"):
+            dialects.dma_bd(ring.op, offset=0, transfer_len=8)
+        with pytest.raises(ValueError, match=r"size must be in \[1, 64\]"):
+            task(mem, lambda: dialects.dma_bd(ring.op, transfer_len=8, bd_id=0, iteration=(65, 8, 0)))
+        with pytest.raises(ValueError, match="more than 3 dimensions"):
+            task(mem, lambda: dialects.dma_bd(ring.op, sizes=[1, 1, 2, 4], strides=[0, 0, 4, 1], transfer_len=8,
+                                              iteration=(2, 8, 0)))
+        with pytest.raises(ValueError, match="only be referred to on shim tiles"):
+            task(mem, lambda: dialects.dma_bd(double.RuntimeData(0, _words(64)).op, transfer_len=8))
+        with pytest.raises(ValueError, match="does not match"):
+            task(mem, lambda: dialects.dma_bd(ring.op, sizes=[2, 4], strides=[8, 1], transfer_len=16))
+        with pytest.raises(ValueError, match="outside 0..15"):
+            task(shim, lambda: dialects.dma_bd(double.RuntimeData(0, _words(64)).op, transfer_len=8, bd_id=16))
+        with pytest.raises(ValueError, match="an acquire before the BD and a release after it"):
+            task(mem, lambda: dialects.dma_bd(ring.op, transfer_len=8), locks=[(prod, dialects.LockAction.Release)])
+        untokened = task(mem, lambda: dialects.dma_bd(ring.op, transfer_len=8), token=False)
+        with pytest.raises(ValueError, match="not configured to issue a token"):
+            dialects.dma_await_task(untokened)
+        done = task(mem, lambda: dialects.dma_bd(ring.op, transfer_len=8, bd_id=1, iteration=(4, 16, 3)))
+        dialects.dma_await_task(done)
+        with pytest.raises(RuntimeError, match="no start left to await"):
+            dialects.dma_await_task(done)
+    finally:
+        double._State.sequence = double._State.block = double._State.task = None
+    with pytest.raises(ValueError, match="2 MM2S channels"):
+        dma.TileDma(core, [dma.DmaChannel(double.DMAChannelDir.MM2S, 2, [dma.Bd(stray)])])
+
+
+def _words(n):
+    import numpy as np
+
+    return np.ndarray[(n,), np.dtype[np.int32]]
