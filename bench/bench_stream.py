@@ -14,7 +14,8 @@ subscriber records every caption. Per file and overall it prints:
 Targets on a 2-core machine, base model, cpu engine: median final latency <= 1.5 s,
 p90 <= 2.5 s, WER within 2 points of offline.
 
-    python bench/bench_stream.py [--beam-size 5] [--hop 1.0] [--speed 1] [--json out.json]
+    python bench/bench_stream.py [--beam-size 5] [--hop 1.0 0.5] [--context fit|full] [--speed 1]
+                                 [--json out.json]
 """
 
 from __future__ import annotations
@@ -52,14 +53,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def stream_file(path: Path, args) -> dict:
+def stream_file(path: Path, args, hop: float) -> dict:
     from npustream.client import Caption, Subscriber
     from npustream.stream import control
 
     runtime = Path(tempfile.mkdtemp(prefix="npustream-bench-"))
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "NPUSTREAM_LOG": "warning"}
     cmd = [sys.executable, "-m", "npustream", "run", "--source", f"file:{path}", "--speed", str(args.speed),
-           "--language", "en", "--beam-size", str(args.beam_size), "--hop", str(args.hop), "--threads",
+           "--language", "en", "--beam-size", str(args.beam_size), "--hop", str(hop), "--context", args.context, "--threads",
            str(args.threads)]
     daemon = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ctl, pub = f"ipc://{runtime}/npustream/control.sock", f"ipc://{runtime}/npustream/captions.sock"
@@ -101,43 +102,30 @@ def stream_file(path: Path, args) -> dict:
         "latencies": latencies,
         "partial_intervals": [b - a for a, b in zip(partial_times, partial_times[1:])],
         "rtf": last_status.get("rtf"), "skipped": last_status.get("windows_skipped"),
+        "decodes": last_status.get("decodes"), "context_retries": last_status.get("context_retries"),
         "decode_mean": (last_status["decode_seconds"] / last_status["decodes"]) if last_status.get("decodes") else None,
         "cpu_share": (samples[-1][0] - start_cpu[0]) / wall if start_cpu and samples[-1] else None,
         "peak_rss_mib": max(s[1] for s in samples if s), "wall": wall,
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--beam-size", type=int, default=5)
-    parser.add_argument("--hop", type=float, default=1.0)
-    parser.add_argument("--speed", type=float, default=1.0)
-    parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
-
-    from npustream import log
-    from npustream.recognizer import Recognizer, RecognizerConfig
-    from npustream.transcribe import transcribe_file
+def report(hop: float, args, transcripts: dict, offline_texts: dict) -> dict:
+    """Stream every file at this hop and print the table; returns the rows for --json."""
     from npustream.wer import wer
 
-    log.configure("warning")
-    transcripts = json.loads((AUDIO / "transcripts.json").read_text())
-    offline = Recognizer(RecognizerConfig(language="en", beam_size=args.beam_size, threads=args.threads))
     rows, all_latencies, all_intervals = [], [], []
     refs, hyps, offline_hyps = [], [], []
     for name in FILES:
-        reference = transcripts[name]["text"]
-        offline_text = transcribe_file(offline, AUDIO / name).text
-        result = stream_file(AUDIO / name, args)
+        reference, offline_text = transcripts[name]["text"], offline_texts[name]
+        result = stream_file(AUDIO / name, args, hop)
         lat = result["latencies"]
         rows.append((name, lat, result, wer(reference, result["text"]), wer(reference, offline_text)))
         all_latencies += lat
         all_intervals += result["partial_intervals"]
         refs.append(reference), hyps.append(result["text"]), offline_hyps.append(offline_text)
-    offline.close()
 
-    print(f"streaming at {args.speed:g}x real time, beam {args.beam_size}, hop {args.hop:g} s, cpu engine "
+    print(f"\nstreaming at {args.speed:g}x real time, beam {args.beam_size}, hop {hop:g} s, "
+          f"{args.context} encoder context, cpu engine "
           f"(measured); peer: offline transcribe_file, same model and beam, this run")
     header = (f"{'file':18s} {'final latency s (median/p90/max)':>33s} {'partial every':>13s} "
               f"{'WER':>6s} {'offline':>7s} {'decode':>7s} {'RTF':>5s} {'skipped':>7s} {'CPU':>5s} {'peak RSS':>9s}")
@@ -148,7 +136,9 @@ def main() -> int:
         every = f"{statistics.median(r['partial_intervals']):.2f} s" if r["partial_intervals"] else "-"
         print(f"{name:18s} {lat_text:>33s} {every:>13s} {w:6.1%} {w_off:7.1%} {r['decode_mean'] or 0:5.2f} s "
               f"{r['rtf'] or 0:5.2f} "
-              f"{r['skipped'] or 0:7d} {r['cpu_share'] or 0:5.2f} {r['peak_rss_mib']:6.0f} MiB")
+              f"{r['skipped'] or 0:7d} {r['cpu_share'] or 0:5.2f} {r['peak_rss_mib']:6.0f} MiB"
+              + (f"  ({r['context_retries']} of {r['decodes']} decodes redone on the full context)"
+                 if args.context == "fit" and r["decodes"] else ""))
     overall_w = wer(" ".join(refs), " ".join(hyps))
     overall_off = wer(" ".join(refs), " ".join(offline_hyps))
     median, p90 = statistics.median(all_latencies), percentile(all_latencies, 0.9)
@@ -164,9 +154,32 @@ def main() -> int:
           f"p90 {p90:.2f} s <= {TARGET_P90} s: {verdict(p90 <= TARGET_P90)}; "
           f"WER {100 * (overall_w - overall_off):+.1f} points vs offline (<= {TARGET_WER_POINTS:+.1f}): "
           f"{verdict(100 * (overall_w - overall_off) <= TARGET_WER_POINTS)}")
+    return {"hop": hop, "rows": [{"file": n, "wer": w, "offline_wer": wo, **r} for n, _, r, w, wo in rows]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--hop", type=float, nargs="+", default=[1.0, 0.5],
+                        help="one table per hop (default: the daemon's default 1 s, and 0.5 s)")
+    parser.add_argument("--context", choices=("fit", "full"), default="fit", help="the daemon's encoder context")
+    parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    from npustream import log
+    from npustream.recognizer import Recognizer, RecognizerConfig
+    from npustream.transcribe import transcribe_file
+
+    log.configure("warning")
+    transcripts = json.loads((AUDIO / "transcripts.json").read_text())
+    offline = Recognizer(RecognizerConfig(language="en", beam_size=args.beam_size, threads=args.threads))
+    offline_texts = {name: transcribe_file(offline, AUDIO / name).text for name in FILES}
+    offline.close()
+    runs = [report(hop, args, transcripts, offline_texts) for hop in args.hop]
     if args.json:
-        table = [{"file": n, "wer": w, "offline_wer": wo, **r} for n, _, r, w, wo in rows]
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "rows": table}, indent=2))
+        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "runs": runs}, indent=2))
     return 0
 
 

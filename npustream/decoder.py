@@ -8,6 +8,7 @@ align accept encoded features of shape [1, 1500, d_model].
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -52,15 +53,39 @@ class WindowDecode:
     seek_frames: int  # mel frames of this window the text accounts for (OpenAI's seek advance)
     tokens: tuple[int, ...]  # all text tokens decoded (prompt material for the next window)
     duration: float  # seconds of real audio in the window
+    fell_short: bool = False  # even the last temperature tried missed the quality thresholds
 
     @property
     def text(self) -> str:
         return "".join(s.text for s in self.segments).strip()
 
+    @property
+    def unreliable(self) -> bool:
+        """Text to decode again rather than trust: it missed the quality thresholds, or it says
+        a phrase twice back to back."""
+        return self.fell_short or repeats_a_phrase(self.text)
+
 
 def compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return len(data) / max(1, len(zlib.compress(data)))
+
+
+def repeats_a_phrase(text: str) -> bool:
+    """A phrase of two or more words said twice back to back ("Come quickly. Come quickly."):
+    how Whisper tends to fill a short encoder context; people rarely do it."""
+    words = [w for w in (re.sub(r"[^\w\s]", "", t.lower()) for t in text.split()) if w]
+    return any(words[i:i + n] == words[i + n:i + 2 * n]
+               for n in range(2, len(words) // 2 + 1) for i in range(len(words) - 2 * n + 1))
+
+
+def falls_short(avg_logprob: float, no_speech_prob: float, ratio: float, options: DecodeOptions) -> bool:
+    """OpenAI's test for decoding again at the next temperature: too repetitive or too unlikely,
+    unless the window is silence (then the low probability is expected)."""
+    too_repetitive = options.compression_ratio_threshold is not None and ratio > options.compression_ratio_threshold
+    too_unlikely = options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold
+    silent = options.no_speech_threshold is not None and no_speech_prob > options.no_speech_threshold and too_unlikely
+    return (too_repetitive or too_unlikely) and not silent
 
 
 class WhisperDecoder:
@@ -98,7 +123,8 @@ class WhisperDecoder:
             segments = tuple(s for s in segments if s.words)
         text_tokens = tuple(t for t in tokens if t < self.tokenizer.eot)
         return WindowDecode(language, language_prob, segments, no_speech_prob, avg_logprob, temperature,
-                            False, seek_frames, text_tokens, content_frames * HOP_SECONDS)
+                            False, seek_frames, text_tokens, content_frames * HOP_SECONDS,
+                            falls_short(avg_logprob, no_speech_prob, ratio, options))
 
     def _generate_with_fallback(self, encoded, prompt: list[int], options: DecodeOptions):
         max_initial = int(round(options.max_initial_timestamp / SECONDS_PER_TIMESTAMP))
@@ -123,12 +149,7 @@ class WhisperDecoder:
             avg_logprob, tokens = max(candidates, key=lambda c: c[0])
             ratio = compression_ratio(self.tokenizer.decode(tokens))
             attempt = (tokens, avg_logprob, float(result.no_speech_prob), temperature, ratio)
-            too_repetitive = (options.compression_ratio_threshold is not None
-                              and ratio > options.compression_ratio_threshold)
-            too_unlikely = options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold
-            silent = (options.no_speech_threshold is not None
-                      and attempt[2] > options.no_speech_threshold and too_unlikely)
-            if silent or not (too_repetitive or too_unlikely):
+            if not falls_short(avg_logprob, attempt[2], ratio, options):
                 break
         return attempt
 

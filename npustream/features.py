@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from npustream.audio import HOP_LENGTH, N_FFT, N_SAMPLES, SAMPLE_RATE, pad_or_trim
+from npustream.audio import HOP_LENGTH, N_FFT, N_FRAMES, SAMPLE_RATE, pad_or_trim
 
 N_FREQS = N_FFT // 2 + 1  # 201 rfft bins
 
@@ -102,6 +102,7 @@ def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0) -
     return ((log_spec + 4.0) / 4.0).astype(np.float32, copy=False)
 
 
-def window_features(audio: np.ndarray, n_mels: int = 80) -> np.ndarray:
-    """float32[n_mels, 3000]: the log-mel one encoder window sees (up to 30 s, zero-padded)."""
-    return log_mel_spectrogram(pad_or_trim(np.asarray(audio, dtype=np.float32), N_SAMPLES), n_mels)
+def window_features(audio: np.ndarray, n_mels: int = 80, frames: int = N_FRAMES) -> np.ndarray:
+    """float32[n_mels, frames]: the log-mel one encoder window sees, zero-padded to `frames`
+    (Whisper's 3000 = 30 s unless a shorter encoder context is asked for)."""
+    return log_mel_spectrogram(pad_or_trim(np.asarray(audio, dtype=np.float32), frames * HOP_LENGTH), n_mels)

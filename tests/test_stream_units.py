@@ -112,6 +112,19 @@ def test_no_word_is_final_twice_even_when_timestamps_drift():
     assert again.final[0].start >= 2.0  # final times never go back
 
 
+def test_an_echo_of_a_final_sentence_is_not_final_again():
+    policy = CommitPolicy()
+    policy.commit_all(words("a severe storm tore down the barn. she called his name many times.", 0.0))
+    # The next window starts after it; Whisper repeats the prompt's last sentence as if new.
+    echo = words("she called his name many times. when you hear the bell", 7.5)
+    assert texts(policy.commit_all(echo).final) == "when you hear the bell"
+    # Two consecutive hypotheses agreeing on the echo do not make it final either.
+    policy = CommitPolicy()
+    policy.commit_all(words("a severe storm tore down the barn. she called his name many times.", 0.0))
+    policy.remember(words("she called his name many times. come", 14.0))
+    assert texts(policy.agree(words("she called his name many times. come quickly", 14.0)).final) == "come"
+
+
 def test_commit_at_a_pause_keeps_words_on_their_side():
     policy = CommitPolicy()
     # A pause from 1.5 to 2.2 s: "two." runs into it, "three" reaches back into it.

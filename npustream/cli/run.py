@@ -14,6 +14,7 @@ HELP = {
     "beam_size": "decoder beam size (default 5)",
     "threads": "CPU threads for ctranslate2 (default 0: all cores)",
     "compute_type": "ctranslate2 compute type (default int8)",
+    "context": "encoder context: fit (the window's audio + 3 s, at least 15 s; faster, cpu engine) or full (Whisper's 30 s); default fit",
     "hop": "seconds of audio between updates (default 1.0)",
     "endpoint_ms": "a pause this long (ms) ends an utterance and makes it final (default 500)",
     "max_window": "seconds of audio one decode sees at most (default 30)",

@@ -2,6 +2,9 @@
 
     encode(mel: float32[B, 80, 3000]) -> float32[B, 1500, d_model]
 
+An engine with `any_length` also takes shorter windows (mel frames even, <= 3000) and returns
+half as many positions; the NPU engines are built for Whisper's 3000 frames only.
+
 `cpu` runs the encoder in ctranslate2; `npu-emu` runs the NPU plan's operations with the
 kernels' numerics on the CPU; `npu` drives Ryzen AI hardware through pyxrt.
 """
@@ -18,6 +21,7 @@ ENGINE_NAMES = ("cpu", "npu-emu", "npu")
 @runtime_checkable
 class EncoderEngine(Protocol):
     name: str
+    any_length: bool
 
     def encode(self, mel: np.ndarray) -> np.ndarray:
         """float32[B, n_mels, 3000] -> float32[B, 1500, d_model]."""

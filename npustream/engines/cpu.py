@@ -8,6 +8,7 @@ import numpy as np
 
 class CpuEngine:
     name = "cpu"
+    any_length = True  # ctranslate2 encodes any even number of mel frames up to 3000
 
     def __init__(self, model: ctranslate2.models.Whisper):
         # Shares the ctranslate2 model with the decoder: one copy of the weights in memory.

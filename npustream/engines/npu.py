@@ -23,6 +23,7 @@ DEVICE_NODE = "/dev/accel/accel0"
 
 class NpuEngine:
     name = "npu"
+    any_length = False  # the NPU plan is built for Whisper's 1500 encoder positions
 
     def __init__(self, model_dir: str | Path, *, build_dir: str | Path | None = None, plan: str | None = None,
                  objective: str = "latency", preset: str = "phoenix", pyxrt=None,

@@ -22,6 +22,7 @@ logger = log.get(__name__)
 
 class NpuEmuEngine:
     name = "npu-emu"
+    any_length = False  # the NPU plan is built for Whisper's 1500 encoder positions
 
     def __init__(self, model_dir: Path, *, tiles: Tiles = DEFAULT_TILES):
         self.weights = load_npu_weights(model_dir, tiles)

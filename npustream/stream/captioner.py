@@ -61,6 +61,7 @@ class UpdateStats:
     decode_seconds: float = 0.0
     last_decode_seconds: float = 0.0
     reused: int = 0  # utterance ends made final from the previous decode (it had heard them out)
+    unreliable: int = 0  # hypotheses set aside unseen (a short-context decode that looped or fell short)
 
 
 class Captioner:
@@ -142,7 +143,15 @@ class Captioner:
             segments = self._last_segments
             self.stats.reused += 1
         else:
-            segments = self._decode()
+            # Only an utterance's end (now, or a pause inside the pending audio) or an overflow
+            # commits from this one decode alone; any other update may set aside an unreliable
+            # short-context hypothesis (the next hop decodes this audio again, with more of it)
+            # instead of waiting for a full-context decode.
+            since = max(w.start, self.policy.last_final_end, self._handled_until)
+            commits_alone = ended or overflow or bool(self.vad.pauses(since, w.end, self._endpoint))
+            segments = self._decode(full_context_retry=commits_alone)
+            if segments is None:
+                return []
         words = [wd for seg in segments for wd in seg.words]
         events: list[CaptionEvent] = []
         # Pauses inside the pending audio ended utterances too (they pass unseen by the
@@ -220,18 +229,26 @@ class Captioner:
         self._handled_until = self.window.end
         return self._final(commit.final, segment_end=True)
 
-    def _decode(self):
+    def _decode(self, full_context_retry: bool = True):
+        """The window's hypothesis as segments of heard words; None when it is unreliable and
+        may be set aside (full_context_retry=False)."""
         w = self.window
         t0 = time.perf_counter()
         # A retry after a hypothesis left heard speech out goes without the prompt (guards.py).
         prompt = None if self.guard.retry_unprompted else self.policy.prompt(w.start)
         self.guard.retry_unprompted = False
-        result = self.recognizer.decode_window(w.audio(), offset=w.start, prompt=prompt)
+        result = self.recognizer.decode_window(w.audio(), offset=w.start, prompt=prompt,
+                                               full_context_retry=full_context_retry)
         elapsed = time.perf_counter() - t0
         self.stats.decodes += 1
         self.stats.decode_seconds += elapsed
         self.stats.last_decode_seconds = elapsed
-        self._decoded_until = w.end
+        logger.debug("decode", window=[round(w.start, 2), round(w.end, 2)], seconds=round(elapsed, 3),
+                     temperature=result.temperature, unreliable=result.unreliable)
+        if result.unreliable and not full_context_retry:
+            self.stats.unreliable += 1
+            return None
+        self._decoded_until = w.end  # (the reuse test: how far the remembered hypothesis heard)
         if result.skipped_as_silence:
             return ()
         return tuple(_Seg(self.guard.heard(seg.words, w.start, w.end)) for seg in result.segments if seg.words)

@@ -20,8 +20,11 @@ from dataclasses import dataclass, replace
 from npustream.types import Word
 
 TIME_SLACK = 0.1  # s: word timestamps of two decodes of the same audio differ by about this
-MAX_OVERLAP_WORDS = 5  # how far back to look for a repeated final tail at a hypothesis' start
 PROMPT_CHARS = 200  # final text fed back as the decoder prompt (whisper_streaming's choice)
+# How far back to look for a repeat of final words at a hypothesis' start. Whisper sometimes
+# echoes the end of its prompt (final text) as if it were new audio, a whole sentence of it,
+# with timestamps after the final words': as far back as the prompt reaches.
+MAX_OVERLAP_WORDS = PROMPT_CHARS // 4
 
 
 def norm(word: str) -> str:
@@ -62,7 +65,8 @@ class CommitPolicy:
     def pending(self, hypothesis: list[Word]) -> list[Word]:
         """The part of a hypothesis that is not final yet: the words centred after the last
         final word's end (alignment may pull a new word's start back over silence, so not by
-        start), less a repeat of the final words' tail (recognised by text)."""
+        start), less a repeat of the final words' tail (recognised by text: the timestamps of
+        an echo of the prompt, or of a final word decoded again, say nothing)."""
         words = [w for w in hypothesis if (w.start + w.end) / 2 >= self.last_final_end - TIME_SLACK]
         # A final word whose timestamp moved later in this decode: recognise it by its text.
         recent = [norm(w.word) for w in list(self.finals)[-MAX_OVERLAP_WORDS:]]

@@ -44,6 +44,7 @@ class StreamConfig:
     beam_size: int = 5
     threads: int = 0  # ctranslate2 threads; 0: all cores
     compute_type: str = "int8"
+    context: str = "fit"  # encoder context: audio + 3 s, >= 15 s ("fit", cpu engine) or Whisper's 30 s ("full")
     hop: float = 1.0  # seconds of audio between updates
     endpoint_ms: int = 500  # a pause this long ends an utterance
     max_window: float = 30.0  # seconds of audio one decode sees at most
@@ -91,6 +92,7 @@ CHECKS: dict[str, tuple[Any, str]] = {
     "beam_size": (lambda v: 1 <= v <= 16, "an integer from 1 to 16"),
     "threads": (lambda v: v >= 0, "an integer >= 0"),
     "compute_type": (lambda v: v in COMPUTE_TYPES, f"one of {', '.join(COMPUTE_TYPES)}"),
+    "context": (lambda v: v in ("fit", "full"), "fit or full"),
     "hop": (lambda v: 0.1 <= v <= 10, "seconds from 0.1 to 10"),
     "endpoint_ms": (lambda v: 100 <= v <= 10000, "milliseconds from 100 to 10000"),
     "max_window": (lambda v: 5 <= v <= 30, "seconds from 5 to 30"),

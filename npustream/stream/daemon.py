@@ -95,7 +95,8 @@ class Daemon:
         self.notifier.status("loading model")
         self.recognizer = Recognizer(RecognizerConfig(
             model_dir=cfg.model_dir, engine=cfg.engine, language=cfg.language, task=cfg.task,
-            beam_size=cfg.beam_size, threads=cfg.threads, word_timestamps=True, compute_type=cfg.compute_type))
+            beam_size=cfg.beam_size, threads=cfg.threads, word_timestamps=True, compute_type=cfg.compute_type,
+            context=cfg.context, fallback=False))
         t0 = time.perf_counter()
         # The first decode allocates and tunes; do it now with noise (silence may short-cut).
         noise = np.random.default_rng(0).normal(0, 0.05, 16000).astype(np.float32)
@@ -230,6 +231,8 @@ class Daemon:
             "hallucinated_words_dropped": self.captioner.guard.dropped_words,
             "retried": self.captioner.guard.retries, "reused": stats.reused,
             "control_errors": self.publisher.control_errors, "published": self.publisher.seq,
+            "context": self.cfg.context, "context_retries": self.recognizer.context_retries,
+            "unreliable_set_aside": stats.unreliable,
             "hop": self.cfg.hop, "speed": self.cfg.speed, "pub": self.cfg.pub_endpoint, "ctl": self.cfg.ctl_endpoint,
         }
 
