@@ -1,8 +1,9 @@
 """The per-column NPU design as an IRON program (mlir-aie's aie.iron API, pinned in build.py).
 
 One program per XRT run: the same column device (iron_column.py: tiles, buffers, locks, flows,
-the cores' static DMAs, the Workers running iron_core.py's core program) with that run's
-runtime sequence (iron_sequence.py), so aiecc's xclbin is the same for every run of every plan.
+the cores' static DMAs, the Workers running iron_core.py's core program, given to the Program)
+with that run's runtime sequence (iron_sequence.py), so aiecc's xclbin is the same for every run
+of every plan.
 Everything comes from the pure-Python descriptions the tests and the DMA simulator check:
 column_design.py, core_program.py, column_program.py and the column_* op modules. Tile sizes are
 the plan's (plan.tiles), through those descriptions.
@@ -32,22 +33,20 @@ def column_program(plan, run, sizes: dict[str, int]) -> Program:
     column = build_column(plan)
 
     def sequence(*args):
-        host = dict(zip(ARGS, args[: len(ARGS)]))
-        rt.start(*column.workers)
-        emit_run(column, run, host)
+        emit_run(column, run, dict(zip(ARGS, args, strict=True)))
 
     rt = Runtime(sequence, [words(max(sizes[a], 1)) for a in ARGS])
     for flow in column.flows.values():
         rt.add_flow(flow)
     for tile_dma in column.tile_dmas:
         rt.add_tile_dma(tile_dma)
-    for lock in [*column.mem_locks.values(), *column.go,
+    for lock in [*column.mem_locks.values(), *column.go,  # shared by a Worker or the sequence and a DMA
                  *(lock for locks in column.fifo_locks for pair in locks.values() for lock in pair)]:
         rt.add_lock(lock)
-    for buffer in [column.ring, *column.scratch, *column.descriptors, *column.counters,
-                   *(b for fifos in column.fifos for b in fifos.values())]:
-        rt.add_buffer(buffer)
-    return Program(NPU1Col1(), rt)
+    # The ring is the one Buffer only the sequence's tasks touch; the cores' Buffers (and the
+    # Kernels) reach IRON through their Workers' fn_args (iron_core.worker_args).
+    rt.add_buffer(column.ring)
+    return Program(NPU1Col1(), rt, workers=column.workers)
 
 
 def run_module(plan, run, sizes: dict[str, int]) -> str:

@@ -9,6 +9,10 @@ than as ObjectFifos, because their other end is not an ObjectFifo end: the mem t
 every route is a ring whose BDs the runtime sequence programs per op (tile_dma_chain), and one
 core program takes objects of every op kind out of the same buffers (core_program.Held picks
 the object by index), which the glue (column_glue.cc) receives as (buffer, index).
+
+The ring is the mem tile's only Buffer, one for every ring of column_design.memtile_rings: the
+column programs' offsets are offsets into it (a BD addresses its buffer plus an offset), so
+where the allocator places it does not matter, only that it fits (the resource checker).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class Column:
     descriptors: list[Buffer]  # the runtime parameters the sequence writes (core_program.FIELDS)
     counters: list[Buffer]  # per FIFO an acquire and a release count
     go: list[Lock]
+    kernels: dict[str, Kernel]  # the glue's entry points (core_program.GLUE)
     flows: dict[tuple[str, str], Flow] = field(default_factory=dict)  # by source (tile, channel)
     tile_dmas: list[TileDma] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
@@ -76,14 +81,14 @@ def channel_index(tile: str, direction: str, channel: str) -> int:
 
 
 def build_column(plan) -> Column:
-    from iron_core import core_body
+    from iron_core import core_body, worker_args
 
     dims, tiles = plan.dims, plan.tiles
     cb = cd.core_buffers(dims, tiles)
     shim = Tile(col=COLUMN, row=0, tile_type=AIETileType.ShimNOCTile)
     mem = Tile(col=COLUMN, row=1, tile_type=AIETileType.MemTile)
     cores = [Tile(col=COLUMN, row=2 + c, tile_type=AIETileType.CoreTile) for c in range(cd.tiles_per_column())]
-    ring = Buffer(tile=mem, type=words(cd.memtile_bytes(dims, tiles) // WORD), name="ring", address=0)
+    ring = Buffer(tile=mem, type=words(cd.memtile_bytes(dims, tiles) // WORD), name="ring")
     mem_locks = {name: Lock(mem, lock_id=i, init=0, name=name.replace(".", "_"))  # set per phase
                  for i, name in enumerate(cd.memtile_locks(dims, tiles))}
     sizes = {"in0": cb.in0, "in1": cb.in1, "out": cb.out}
@@ -100,20 +105,19 @@ def build_column(plan) -> Column:
         descriptors.append(Buffer(tile=tile, type=words(len(cp.FIELDS)), name=f"desc_c{c}", use_write_rtp=True))
         counters.append(Buffer(tile=tile, type=words(2 * len(cp.FIFOS)), name=f"count_c{c}"))
         go.append(Lock(tile, lock_id=2 * len(cp.FIFOS), init=0, name=f"go_c{c}"))
-    column = Column(shim, mem, cores, ring, mem_locks, fifos, fifo_locks, scratch, descriptors, counters, go)
-    _flows(column)
-    for c in range(len(cores)):
-        column.tile_dmas.append(_core_dma(column, c, sizes))
-    kernels = {name: Kernel(name, OBJECT, [_arg_type(p, column, sizes) for p in params])
+    kernels = {name: Kernel(name, OBJECT, [_arg_type(p, cb.scratch, sizes) for p in params])
                for name, params in cp.GLUE.items()}
+    column = Column(shim, mem, cores, ring, mem_locks, fifos, fifo_locks, scratch, descriptors, counters, go, kernels)
+    _flows(column)
     for c, tile in enumerate(cores):
-        column.workers.append(Worker(core_body(plan, c), fn_args=[column, kernels], placement=tile, while_true=False))
+        column.tile_dmas.append(_core_dma(column, c, sizes))
+        column.workers.append(Worker(core_body(plan), fn_args=worker_args(column, c), tile=tile, while_true=False))
     return column
 
 
-def _arg_type(param: str, column: Column, sizes: dict[str, int]):
+def _arg_type(param: str, scratch_bytes: int, sizes: dict[str, int]):
     if param == "scratch":
-        return np.ndarray[(column.scratch[0].shape[0],), np.dtype[np.float32]]
+        return np.ndarray[(scratch_bytes // 4,), np.dtype[np.float32]]
     if param in cp.FIFOS:
         return words(cd.FIFO_SLOTS * sizes[param] // WORD)
     return np.int32
@@ -134,7 +138,7 @@ def _flows(column: Column) -> None:
             raise NotImplementedError(f"Flow from {src} {channel}: destinations on different channel indices")
         column.flows[(src, channel)] = Flow(
             _tile(column, src), dst_tiles if len(dst_tiles) > 1 else dst_tiles[0], src_channel=src_index,
-            dst_channel=dst_channels.pop(), name=f"{src}_{channel}")
+            dst_channel=dst_channels.pop())
 
 
 def _core_dma(column: Column, c: int, sizes: dict[str, int]) -> TileDma:

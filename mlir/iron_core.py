@@ -3,6 +3,10 @@ nodes become Lock acquires and releases, counter updates, range_ loops and Kerne
 glue of column_glue.cc. The building blocks stay visible: core_program.PHASE is the matmul,
 attention and LayerNorm loop nests in that order, each driven by its descriptor fields.
 
+Everything a core body touches is its Worker's fn_args (`worker_args`), flat lists and tuples of
+Locks, Buffers and Kernels: IRON resolves exactly those leaves (and the registered objects) before
+the bodies are built, so a Kernel or Buffer reached any other way would be unresolved.
+
 A core keeps, per FIFO, an acquire and a release count in a small buffer (L1 is not cleared);
 the object a Held argument names is (release count + k) mod 2 of the FIFO's two objects.
 `If(flag, then, orelse)` is two loops of `flag` and `1 - flag` trips: the descriptor's flags
@@ -12,6 +16,7 @@ are 0 or 1 (column_matmul / column_attention / column_layernorm write them so).
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 from aie.iron.controlflow import range_
 
@@ -19,38 +24,60 @@ from npustream.npu import core_program as cp
 from npustream.npu.column_design import layernorm_rows
 
 
-def core_body(plan, core: int):
+def worker_args(column, core: int) -> list:
+    """The fn_args of core `core`'s Worker, in core_body's parameter order."""
+    return [column.go[core], [column.fifo_locks[core][f] for f in cp.FIFOS], [column.fifos[core][f] for f in cp.FIFOS],
+            column.scratch[core], column.descriptors[core], column.counters[core],
+            [column.kernels[name] for name in cp.GLUE]]
+
+
+@dataclass
+class Core:
+    """One core's objects, by the names the core program uses."""
+
+    go: object  # Lock
+    fifo_locks: dict  # FIFO -> (prod, cons) Lock pair
+    fifos: dict  # FIFO -> its two-object Buffer
+    scratch: object
+    descriptor: object  # the runtime parameters (core_program.FIELDS)
+    counters: object  # per FIFO an acquire and a release count
+    kernels: dict  # glue entry point -> Kernel
+
+
+def core_body(plan):
     constants = {"nk": plan.tiles.attn_kv_rows, "r_out": layernorm_rows(plan.dims, plan.tiles)[1]}
 
-    def body(column, kernels):
-        program = CoreProgram(column, kernels, core, constants)
+    def body(go, fifo_locks, fifos, scratch, descriptor, counters, kernels):
+        core = Core(go, dict(zip(cp.FIFOS, fifo_locks, strict=True)), dict(zip(cp.FIFOS, fifos, strict=True)),
+                    scratch, descriptor, counters, dict(zip(cp.GLUE, kernels, strict=True)))
+        program = CoreProgram(core, constants)
         for slot in range(2 * len(cp.FIFOS)):
-            column.counters[core][slot] = 0
+            counters[slot] = 0
         for _ in range_(sys.maxsize):  # one phase per turn: the sequence releases "go" after the descriptor
-            column.go[core].acquire(1)
-            program.fields = {name: column.descriptors[core][i] for i, name in enumerate(cp.FIELDS)}
+            go.acquire(1)
+            program.fields = {name: descriptor[i] for i, name in enumerate(cp.FIELDS)}
             program.nodes(cp.PHASE)
 
     return body
 
 
 class CoreProgram:
-    def __init__(self, column, kernels, core: int, constants: dict[str, int]):
-        self.column, self.kernels, self.core, self.constants = column, kernels, core, constants
+    def __init__(self, core: Core, constants: dict[str, int]):
+        self.core, self.constants = core, constants
         self.fields = {}
 
     def _lock(self, fifo: str, acquire: bool):
-        prod, cons = self.column.fifo_locks[self.core][fifo]
+        prod, cons = self.core.fifo_locks[fifo]
         inbound = fifo != "out"
         return cons if inbound == acquire else prod
 
     def _bump(self, fifo: str, which: str) -> None:
         slot = 2 * cp.FIFOS.index(fifo) + (0 if which == "acq" else 1)
-        counters = self.column.counters[self.core]
+        counters = self.core.counters
         counters[slot] = counters[slot] + 1
 
     def _held(self, arg: cp.Held):
-        released = self.column.counters[self.core][2 * cp.FIFOS.index(arg.fifo) + 1]
+        released = self.core.counters[2 * cp.FIFOS.index(arg.fifo) + 1]
         return (released + arg.k) & 1
 
     def _count(self, count):
@@ -85,14 +112,14 @@ class CoreProgram:
             self.nodes(body)
 
     def call(self, node: cp.Call) -> None:
-        args = [self.column.scratch[self.core]]
+        args = [self.core.scratch]
         for arg in node.args:
             if isinstance(arg, cp.Held):
-                args += [self.column.fifos[self.core][arg.fifo], self._held(arg)]
+                args += [self.core.fifos[arg.fifo], self._held(arg)]
             elif isinstance(arg, cp.Field):
                 args.append(self.fields[arg.name])
             elif isinstance(arg, cp.Const):
                 args.append(self.constants[arg.name])
             else:
                 args.append(arg)
-        self.kernels[node.kernel](*args)
+        self.core.kernels[node.kernel](*args)

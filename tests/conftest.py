@@ -1,4 +1,5 @@
-"""Shared fixtures: the project's real audio and OpenAI Whisper's reference arrays in ../shared.
+"""Shared fixtures: the project's real audio and OpenAI Whisper's reference arrays in ../shared;
+the IRON design's modules (mlir/) on the recording test double of mlir-aie's Python API.
 
 The shared material is required, not optional: if it is missing, tests fail with a message
 saying where it was looked for (a skip would let CI pass without testing anything).
@@ -6,8 +7,10 @@ saying where it was looked for (a skip would let CI pass without testing anythin
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +94,28 @@ def jfk_mel(audio_dir: Path):
     from npustream.features import window_features
 
     return window_features(load_audio(audio_dir / "jfk.flac"))
+
+
+IRON_DESIGN = ("encoder_column", "iron_sequence", "iron_column", "iron_core", "build")
+
+
+@pytest.fixture(scope="module")
+def iron():
+    """The design's modules on the double (real mlir-aie, if installed, is left alone: skip)."""
+    try:
+        importlib.import_module("aie.iron")
+        pytest.skip("mlir-aie is installed: tests/test_npu_resources.py resolves the design with it")
+    except ImportError:
+        pass
+    from npustream.npu import iron_double
+
+    saved = {k: v for k, v in sys.modules.items() if k == "aie" or k.startswith("aie.")}
+    iron_double.install()
+    sys.path.insert(0, str(REPO_ROOT / "mlir"))
+    yield iron_double, importlib.import_module("encoder_column")
+    sys.path.remove(str(REPO_ROOT / "mlir"))
+    for name in IRON_DESIGN:
+        sys.modules.pop(name, None)
+    for k in [k for k in sys.modules if k == "aie" or k.startswith("aie.")]:
+        del sys.modules[k]
+    sys.modules.update(saved)

@@ -1,14 +1,23 @@
 """Test double of mlir-aie's Python API (the subset mlir/encoder_column.py uses): NOT mlir-aie.
 
 It records the program instead of building MLIR, and enforces what the real API enforces as far
-as its source at the pinned commit (mlir/README.md) shows. Three files: this one (tiles,
-Buffers, Locks, Kernels, Workers, `range_`, Runtime, Program, and the `.op` handles resolved
-objects give the dialect layer); iron_double_dma.py (IRON's Bd, DmaChannel, TileDma, Flow and
-the runtime chain `tile_dma_chain`); iron_double_dialects.py (the aie / aiex dialect ops the
-sequence emits where IRON's runtime chains stop).
+as the stored mlir-aie source read shows (mlir/README.md says which files, at the pin or not).
+Four files: this one (tiles, Buffers, Locks, Kernels, `range_`, and the `.op` handles resolved
+objects give the dialect layer); iron_double_program.py (Worker, Runtime, Program: what gets
+resolved, in which order); iron_double_dma.py (IRON's Bd, DmaChannel, TileDma, Flow and the
+runtime chain `tile_dma_chain`); iron_double_dialects.py (the aie / aiex dialect ops the sequence
+emits where IRON's runtime chains stop).
 
-Enforced here: keyword names, runtime verbs only inside the sequence body, worker verbs only
-inside a Worker body, lock values within 0..63, `.op` only on objects the Program resolves.
+Enforced here, from stored 2026 python/iron/worker.py, buffer.py, kernel.py, lock.py and
+helpers/util.py (none stored at the pin) and the pinned dialects/aie.py: Worker takes `tile=` (not
+the older `placement=`); Buffer only keywords the design needs (`address=`, in one stored
+buffer.py but not at the pin, is refused); an object is usable only once the Program resolved it
+(`.op`, indexing a Buffer, calling a Kernel, a Lock's acquire / release / set), and the Program
+resolves only what is registered or a leaf of a Worker's fn_args flattened through lists and
+tuples (not dicts or other objects); worker verbs only in a Worker body, runtime verbs only in
+the sequence body; a write to a `use_write_rtp` Buffer is always `npu_write_rtp` (the dialect
+buffer's __setitem__), so only in the sequence, a Python int value at a Python int index of a 1-D
+buffer; lock values within 0..63.
 `install()` puts the double into sys.modules as `aie`, `aie.iron`, ...; only tests do that.
 """
 
@@ -36,12 +45,14 @@ class AIETileType(enum.IntEnum):
 
 class _State:
     """What is being built: a Worker body (its op list stack), the sequence body (its op list),
-    and inside the sequence the BD block a dialect-level task is filling (iron_double_dialects)."""
+    and inside the sequence the BD block a dialect-level task is filling (iron_double_dialects);
+    `resolved`: what the Program being resolved has resolved so far, in order."""
 
     body: list | None = None
     sequence: list | None = None
     block: list | None = None
     task: object = None  # the dialect-level task whose region `block` belongs to
+    resolved: list | None = None
 
 
 def in_body(what: str) -> list:
@@ -83,13 +94,33 @@ class Op:
     owner: object
 
 
+class NotResolvedError(Exception):
+    pass
+
+
 class _Resolvable:
+    """Resolved by the Program (iron_double_program), once; a Buffer or Lock needs its tile
+    resolved first, as the real resolve() takes `self.tile.op`."""
+
     _resolved = False
 
     def _op(self, kind: str) -> Op:
         if not self._resolved:
-            raise RuntimeError(f"{self!r} is not resolved: register it with the Runtime (NotResolvedError)")
+            raise NotResolvedError(f"{self!r} is not resolved: the Program resolves only registered objects "
+                                   "and leaves of a Worker's fn_args")
         return Op(kind, self)
+
+    def resolve(self) -> None:
+        if self._resolved:
+            return
+        tile = getattr(self, "tile", None)
+        if tile is not None:
+            tile.op  # noqa: B018 - the real resolve() builds the op on its tile's op
+        elif not isinstance(self, (Tile, Kernel)):
+            raise ValueError(f"Cannot resolve {self!r} until it has been placed.")
+        self._resolved = True
+        if _State.resolved is not None:
+            _State.resolved.append(self)
 
 
 class Tile(_Resolvable):
@@ -125,11 +156,10 @@ def type_itemsize(t) -> int:
 
 
 class Buffer(_Resolvable):
-    def __init__(self, type=None, initial_value=None, name=None, tile=None, use_write_rtp=False, address=None,
-                 mem_bank=None):
+    def __init__(self, type=None, initial_value=None, name=None, tile=None, use_write_rtp=False):
         if type is None and initial_value is None:
             raise ValueError("Must provide either type, initial value, or both.")
-        self.type, self.name, self.tile, self.use_write_rtp, self.address = type, name, tile, use_write_rtp, address
+        self.type, self.name, self.tile, self.use_write_rtp = type, name, tile, use_write_rtp
 
     @property
     def shape(self):
@@ -146,16 +176,29 @@ class Buffer(_Resolvable):
     def __repr__(self):
         return f"Buffer({self.name})"
 
+    def _check_resolved(self) -> None:
+        if not self._resolved:
+            raise AttributeError(f"{self.name}: Cannot index into Buffer before it has been resolved.")
+
     def __getitem__(self, index):
+        self._check_resolved()
         in_body(f"reading {self.name}")
         return Value(("load", self.name, index))
 
     def __setitem__(self, index, value):
+        self._check_resolved()
+        if self.use_write_rtp:  # the dialect's buffer.__setitem__: always aiex.npu_write_rtp
+            self._write_rtp(index, value)
+        else:
+            in_body(f"writing {self.name} (not a use_write_rtp buffer)").append(("store", self.name, index, value))
+
+    def _write_rtp(self, index, value) -> None:
         if _State.body is not None:
-            _State.body[-1].append(("store", self.name, index, value))
-            return
-        if not self.use_write_rtp:
-            raise RuntimeError(f"{self.name}: the runtime sequence writes only use_write_rtp buffers")
+            raise RuntimeError(f"{self.name} is use_write_rtp: its writes are npu_write_rtp, runtime-sequence ops")
+        if not (isinstance(index, int) and len(self.shape) == 1):
+            raise TypeError(f"npu_write_rtp to {self.name}: a Python int index into a 1-D buffer, not {index!r}")
+        if not isinstance(value, int) or not -(2**31) <= value < 2**31:
+            raise TypeError(f"npu_write_rtp to {self.name}: an i32 Python int value, not {value!r}")
         in_sequence(f"writing {self.name}").append(("rtp_write", self.name, index, value))
 
 
@@ -173,31 +216,39 @@ class Lock(_Resolvable):
         return f"Lock({self.name})"
 
     def acquire(self, value=1):
+        self.op  # noqa: B018 - use_lock(self.op, ...)
         in_body("Lock.acquire").append(("acquire", self.name, value))
 
     def release(self, value=1):
+        self.op  # noqa: B018
         in_body("Lock.release").append(("release", self.name, value))
 
     def set(self, value):
+        self.op  # noqa: B018 - set_lock_value(self.op, value)
         if not 0 <= value <= MAX_LOCK_VALUE:
             raise ValueError(f"aiex.set_lock {self.name}: {value} outside 0..{MAX_LOCK_VALUE}")
         in_sequence("Lock.set").append(("set_lock", self.name, value))
 
 
-class Kernel:
-    def __init__(self, name: str, bin_name: str, arg_types=()):
-        self.name, self.bin_name, self.arg_types = name, bin_name, list(arg_types)
+class Kernel(_Resolvable):
+    def __init__(self, name: str, object_file_name: str, arg_types=()):
+        if not name:
+            raise ValueError("Kernel name cannot be empty.")
+        self.name, self.object_file_name, self.arg_types = name, object_file_name, list(arg_types)
+
+    def __repr__(self):
+        return f"Kernel({self.name})"
 
     def __call__(self, *args):
+        if not self._resolved:
+            raise ValueError(f"{self.name}: Kernel must be resolved before it can be called.")
         if len(args) != len(self.arg_types):
-            raise TypeError(f"{self.name} takes {len(self.arg_types)} arguments, got {len(args)}")
+            raise ValueError(f"Kernel '{self.name}' expects {len(self.arg_types)} argument(s), "
+                             f"but {len(args)} were provided.")
+        for arg in args:
+            if isinstance(arg, Buffer):
+                arg.op  # noqa: B018 - the call passes a Buffer's op
         in_body(f"calling {self.name}").append(("call", self.name, args))
-
-
-class Worker:
-    def __init__(self, core_fn, fn_args=(), placement=None, while_true=True, stack_size=None):
-        self.core_fn, self.fn_args, self.tile, self.while_true = core_fn, list(fn_args), placement, while_true
-        self.body: list | None = None
 
 
 def range_(*args, **kwargs):
@@ -213,95 +264,19 @@ def range_(*args, **kwargs):
         _State.body.pop()
 
 
-class RuntimeData:
-    """A runtime buffer as the sequence body sees it; `.op` is its block argument."""
-
-    def __init__(self, index: int, type_):
-        self.index, self.type = index, type_
-
-    @property
-    def op(self) -> Op:
-        if _State.sequence is None:
-            raise RuntimeError("RuntimeData.op exists only while the sequence body runs")
-        return Op("arg", self)
-
-
-class Runtime:
-    def __init__(self, seq_fn, fn_args=None, *, name=None, strict_task_groups=True, implicit_configure=True):
-        self.seq_fn, self.fn_args = seq_fn, list(fn_args or [])
-        self.flows, self.locks, self.tile_dmas, self.buffers, self.workers = [], [], [], [], []
-
-    def add_flow(self, flow):
-        self.flows.append(flow)
-
-    def add_lock(self, lock):
-        self.locks.append(lock)
-
-    def add_tile_dma(self, tile_dma):
-        self.tile_dmas.append(tile_dma)
-
-    def add_buffer(self, buffer):
-        self.buffers.append(buffer)
-
-    def start(self, *workers):
-        in_sequence("Runtime.start")
-        self.workers += workers
-
-    def _resolve_registered(self) -> None:
-        """What the Program resolves before the sequence body runs: the registered objects and
-        their tiles (a dialect op can then take their `.op`)."""
-        tiles = [t for f in self.flows for t in (f.src, *f.dsts)] + [td.tile for td in self.tile_dmas]
-        for thing in [*self.buffers, *self.locks, *tiles, *(x.tile for x in (*self.buffers, *self.locks))]:
-            thing._resolved = True
-
-
-class Program:
-    def __init__(self, device, rt: Runtime):
-        self.device, self.rt = device, rt
-
-    def resolve_program(self, placer=None) -> Recorded:
-        self.rt._resolve_registered()
-        ops: list = []
-        _State.sequence = ops
-        try:
-            self.rt.seq_fn(*[RuntimeData(i, t) for i, t in enumerate(self.rt.fn_args)])
-        finally:
-            _State.sequence = _State.block = _State.task = None
-        for worker in self.rt.workers:
-            worker.body = []
-            _State.body = [worker.body]
-            try:
-                worker.core_fn(*worker.fn_args)
-            finally:
-                _State.body = None
-        return Recorded(self.device, self.rt, ops)
-
-
-@dataclass
-class Recorded:
-    """What resolve_program would have turned into MLIR: the registrations and the sequence."""
-
-    device: object
-    rt: Runtime
-    sequence: list
-
-    def __str__(self) -> str:
-        return (f"// npustream's iron_double record, NOT MLIR: {len(self.sequence)} sequence ops, "
-                f"{len(self.rt.workers)} workers\n")
-
-
 def install() -> None:
     """Register the double as `aie`, `aie.iron`, `aie.iron.device`, `aie.iron.controlflow` and
     `aie.dialects` (`_aie_enum_gen`, `aie`, `aiex`) in sys.modules (tests only, without mlir-aie)."""
     from npustream.npu import iron_double_dialects as dialects
     from npustream.npu import iron_double_dma as dma
+    from npustream.npu import iron_double_program as program
 
     me = sys.modules[__name__]
     exports = {"aie": {}, "aie.dialects": {}, "aie.iron.controlflow": {"range_": range_},
                "aie.dialects._aie_enum_gen": {"DMAChannelDir": DMAChannelDir, "AIETileType": AIETileType,
                                               "LockAction": dialects.LockAction},
                "aie.iron.device": {"NPU1Col1": NPU1Col1, "Tile": Tile},
-               "aie.iron": {name: getattr(dma if hasattr(dma, name) else me, name) for name in (
+               "aie.iron": {name: getattr(next(m for m in (dma, program, me) if hasattr(m, name)), name) for name in (
                    "Acquire", "Bd", "Buffer", "DmaChannel", "Flow", "Kernel", "Lock", "Program", "Release", "Runtime",
                    "TileDma", "Worker", "tile_dma_chain")}}
     modules = {name: types.ModuleType(name, "npustream's test double of mlir-aie (npustream/npu/iron_double.py)")

@@ -1,4 +1,4 @@
-"""Test double (NOT mlir-aie), part 3 of 3 (iron_double.py has the overview): the dialect-level
+"""Test double (NOT mlir-aie), part 4 of 4 (iron_double.py has the overview): the dialect-level
 ops mlir/iron_sequence.py emits inside the runtime sequence where IRON's runtime chains stop,
 with the signatures of the pinned python/dialects/aie.py and aiex.py (`dma_configure_task`,
 `dma_start_task`, `dma_await_task`, `bds`, `dma_bd`, `use_lock`, `next_bd`, `EndOp`).

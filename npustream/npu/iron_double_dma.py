@@ -1,12 +1,14 @@
-"""Test double (NOT mlir-aie), part 2 of 3 (iron_double.py has the overview): IRON's explicit
-DMA objects and its runtime-sequence chain, as read at the pinned commit
-(python/iron/dataflow/tile_dma.py, flow.py and runtime/tiledmatask.py).
+"""Test double (NOT mlir-aie), part 3 of 4 (iron_double.py has the overview): IRON's explicit
+DMA objects and its runtime-sequence chain: python/iron/dataflow/flow.py and
+runtime/tiledmatask.py as stored at the pinned commit, dataflow/tile_dma.py in stored 2026
+versions (not stored at the pin).
 
-Enforced: a DMA program only on its own tile's buffers and locks; channel indices within
-Phoenix's (2 in / 2 out on compute and shim tiles, 6 / 6 on the mem tile); one TileDma program
-per (direction, channel); `tile_dma_chain` only inside the sequence body, refusing `Bd.next` and
-`Bd.iteration` and taking one acquire and one release or neither; mem-tile BD ids from their
-channel's half of 48; `await_()` only on a task started with `wait=True`, once.
+Enforced: a DMA program only on its own tile's buffers and locks, all resolved when it is emitted
+(`.op`); channel indices within Phoenix's (2 in / 2 out on compute and shim tiles, 6 / 6 on the
+mem tile); one TileDma program per (direction, channel); Flow's keywords at the pin (no `name=`);
+`tile_dma_chain` only inside the sequence body, refusing `Bd.next` and `Bd.iteration` and taking
+one acquire and one release or neither; mem-tile BD ids from their channel's half of 48;
+`await_()` only on a task started with `wait=True`, once.
 """
 
 from __future__ import annotations
@@ -72,6 +74,15 @@ def check_mem_bd_id(tile: Tile, channel: int, bd_id: int | None, what: str) -> N
         raise ValueError(f"{what}: BD id {bd_id} is not in channel {channel}'s half")
 
 
+def _check_resolved(tile: Tile, bds) -> None:
+    """What emitting the BDs takes: the tile's, each buffer's and each lock's `.op`."""
+    tile.op  # noqa: B018
+    for bd in bds:
+        bd.buffer.op  # noqa: B018
+        for use in (*bd.acquires, *bd.releases):
+            use.lock.op  # noqa: B018
+
+
 def _check_bd_tiles(tile: Tile, bds, what: str) -> None:
     for i, bd in enumerate(bds):
         if bd.buffer.tile is not tile:
@@ -94,6 +105,11 @@ class TileDma:
             keys.add((ch.direction, ch.channel))
             _check_bd_tiles(tile, ch.bds, "TileDma")
 
+    def resolve(self) -> None:
+        """The aie.mem / memtile_dma region: after the Program resolved the buffers and locks."""
+        for ch in self.channels:
+            _check_resolved(self.tile, ch.bds)
+
 
 class Flow:
     """A route. The design gives both channels, so the real one lowers to `aie.flow` (or, with
@@ -101,8 +117,8 @@ class Flow:
     the sequence's shim tasks name the channel directly."""
 
     def __init__(self, src, dst, *, src_port=None, src_channel=None, dst_port=None, dst_channel=None,
-                 shim_symbol=None, name=None):
-        self.src, self.dsts, self.name = src, dst if isinstance(dst, list) else [dst], name
+                 shim_symbol=None):
+        self.src, self.dsts = src, dst if isinstance(dst, list) else [dst]
         self.src_channel, self.dst_channel = src_channel, dst_channel
         if not self.dsts:
             raise ValueError("Flow needs at least one destination.")
@@ -148,4 +164,5 @@ def tile_dma_chain(tile, direction, channel, bds, repeat_count=0, wait=False, st
         check_mem_bd_id(tile, channel, bd.bd_id, f"tile_dma_chain Bd {i}")
     if out_of_order or not start:
         raise NotImplementedError("the double records started in-order chains only")
+    _check_resolved(tile, bds)
     return Task(ops, ("chain", tile.row, direction.name, channel, tuple(bds), repeat_count), wait)

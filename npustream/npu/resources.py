@@ -126,7 +126,7 @@ def check_plan(plan: Plan) -> ResourceReport:
 
 def check_recorded_design(recorded, params: NpuParams, dims: WhisperDims, tiles: Tiles) -> ResourceReport:
     """The limits on a design as IRON records it (mlir/encoder_column.py, through the aie.iron
-    test double npustream/npu/iron_double.Recorded): L1 per compute tile from the buffers declared
+    test double npustream/npu/iron_double_program.Recorded): L1 per compute tile from the buffers declared
     on it, doubled objects included, plus what the descriptions say the core also needs (kernel
     statics, stack: not IRON buffers); the mem tile from its buffers; DMA channels per tile from
     the static TileDma programs and the flows' ends."""
