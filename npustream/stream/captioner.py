@@ -103,9 +103,12 @@ class Captioner:
         return events
 
     # -- scheduling -------------------------------------------------------------------------
+    def _pending_start(self) -> float:
+        """Stream time from which the window's speech is neither final nor handled."""
+        return max(self.window.start, self.policy.last_final_end, self._handled_until)
+
     def _pending_speech(self) -> float:
-        since = max(self.window.start, self.policy.last_final_end, self._handled_until)
-        return self.vad.speech_in(since, self.window.end)
+        return self.vad.speech_in(self._pending_start(), self.window.end)
 
     def _endpoint_reached(self) -> bool:
         """A pause of endpoint_ms after speech that is not final yet, or in an open utterance."""
@@ -135,6 +138,10 @@ class Captioner:
             w.trim_to(w.end - self._preroll)
             return events
         overflow = self._overflowing()
+        # Pauses inside the pending audio ended utterances too (they pass unseen by the
+        # trailing-silence check when the engine was busy through them).
+        since = self._pending_start()
+        found = self.vad.pauses(since, w.end, self._endpoint)
         # An utterance that ended while the engine worked on audio already past its last word:
         # that hypothesis has every word, so its end is final now, without another decode.
         last_speech = self.vad.last_speech_end()
@@ -147,18 +154,13 @@ class Captioner:
             # commits from this one decode alone; any other update may set aside an unreliable
             # short-context hypothesis (the next hop decodes this audio again, with more of it)
             # instead of waiting for a full-context decode.
-            since = max(w.start, self.policy.last_final_end, self._handled_until)
-            commits_alone = ended or overflow or bool(self.vad.pauses(since, w.end, self._endpoint))
-            segments = self._decode(full_context_retry=commits_alone)
+            segments = self._decode(full_context_retry=ended or overflow or bool(found))
             if segments is None:
                 return []
         words = [wd for seg in segments for wd in seg.words]
         events: list[CaptionEvent] = []
-        # Pauses inside the pending audio ended utterances too (they pass unseen by the
-        # trailing-silence check when the engine was busy through them): close each one.
-        since = max(w.start, self.policy.last_final_end, self._handled_until)
+        # Close each pause's utterance.
         pauses, held = [], False
-        found = self.vad.pauses(since, w.end, self._endpoint)
         for i, pause in enumerate(found):
             next_start = found[i + 1].start if i + 1 < len(found) else w.end
             if not self.guard.trust_pause(words, since, pause, next_start):
@@ -216,7 +218,7 @@ class Captioner:
         """End of stream: decode what is left (decode=True) or make the pending partial final."""
         if decode and self._pending_speech() * 1000 >= self.cfg.min_speech_ms:
             words = [wd for seg in self._decode() for wd in seg.words]
-            since = max(self.window.start, self.policy.last_final_end, self._handled_until)
+            since = self._pending_start()
             if not self.guard.trust(words, since, self.vad.last_speech_end() or self.window.end):
                 retry = [wd for seg in self._decode() for wd in seg.words]  # without the prompt
                 if len(self.policy.pending(retry)) > len(self.policy.pending(words)):
@@ -243,9 +245,10 @@ class Captioner:
         self.stats.decodes += 1
         self.stats.decode_seconds += elapsed
         self.stats.last_decode_seconds = elapsed
+        unreliable = result.unreliable
         logger.debug("decode", window=[round(w.start, 2), round(w.end, 2)], seconds=round(elapsed, 3),
-                     temperature=result.temperature, unreliable=result.unreliable)
-        if result.unreliable and not full_context_retry:
+                     temperature=result.temperature, unreliable=unreliable)
+        if unreliable and not full_context_retry:
             self.stats.unreliable += 1
             return None
         self._decoded_until = w.end  # (the reuse test: how far the remembered hypothesis heard)
