@@ -74,9 +74,12 @@ def test_a_fit_decode_that_falls_short_is_done_again_on_the_full_context(recogni
     result = recognizer.decode_window(audio, options=strict)
     assert recognizer.context_retries == retries + 1
     assert recording.frames == [fitted_frames(len(audio) // 160), N_FRAMES]
-    full = Recognizer.__new__(Recognizer)  # same model and engine, full context
-    full.__dict__.update(recognizer.__dict__, config=replace(recognizer.config, context="full"))
-    assert result.text == full.decode_window(audio, options=strict).text
+    fit_config, recognizer.config = recognizer.config, replace(recognizer.config, context="full")
+    try:
+        full_text = recognizer.decode_window(audio, options=strict).text
+    finally:
+        recognizer.config = fit_config
+    assert result.text == full_text
 
 
 def test_engines_built_for_30_s_always_get_the_full_context(recognizer, audio_dir):
