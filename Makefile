@@ -16,11 +16,13 @@ run: $(STAMP)
 	$(VENV)/bin/npustream run --source sample --echo
 
 test: $(STAMP)
+	$(PY) -m ruff format --check --quiet .
+	$(PY) -m ruff check --quiet .
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
-	$(PY) bench/run_all.py
+	PYTHONPATH=tests $(PY) bench/run_all.py  # the checking tools (WER, accuracy) live in tests/tools
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -38,7 +38,9 @@ def best_of(repeats: int, fn):
 
 
 def fmt(dist: dict) -> str:
-    return f"{dist['frames']:5d} frames  min {dist['min']:.5f}  p1 {dist['p1']:.5f}  median {dist['median']:.6f}"
+    return (
+        f"{dist['frames']:5d} frames  min {dist['min']:.5f}  p1 {dist['p1']:.5f}  median {dist['median']:.6f}"
+    )
 
 
 def main() -> int:
@@ -51,19 +53,21 @@ def main() -> int:
 
     import ctranslate2
 
-    from npustream import log, wer
-    from npustream.audio import N_SAMPLES, load_audio
+    from npustream import log
+    from npustream.asr.audio import N_SAMPLES, load_audio
+    from npustream.asr.features import window_features
     from npustream.engines.npu_emu import NpuEmuEngine
-    from npustream.features import window_features
     from npustream.model.store import ensure_packaged_model
-    from npustream.npu import accuracy, numerics
+    from npustream.npu.ops import numerics
+    from tools import accuracy, wer
 
     log.configure()
     if args.gelu == "tanh":
         numerics.gelu = numerics.gelu_tanh  # matmul_tile looks the GELU up at call time
     model_dir = ensure_packaged_model()
-    ct2 = ctranslate2.models.Whisper(str(model_dir), device="cpu", compute_type="float32",
-                                     intra_threads=args.threads)
+    ct2 = ctranslate2.models.Whisper(
+        str(model_dir), device="cpu", compute_type="float32", intra_threads=args.threads
+    )
     emu = NpuEmuEngine(model_dir)
     print(f"model {model_dir}  gelu {args.gelu}  tiles {emu.weights.tiles}")
 
@@ -74,8 +78,9 @@ def main() -> int:
             chunk = audio[start : start + N_SAMPLES]
             mel = window_features(chunk)[None]
             features = ctranslate2.StorageView.from_array(mel)
-            (t_ct2, c_ct2), want = best_of(args.repeats,
-                                           lambda f=features: np.asarray(ct2.encode(f, to_cpu=True))[0])
+            (t_ct2, c_ct2), want = best_of(
+                args.repeats, lambda f=features: np.asarray(ct2.encode(f, to_cpu=True))[0]
+            )
             (t_emu, c_emu), got = best_of(args.repeats, lambda m=mel: emu.encode(m)[0])
             emu_times.append(t_emu)
             ct2_times.append(t_ct2)
@@ -85,21 +90,26 @@ def main() -> int:
             is_speech = accuracy.speech_frames(chunk)
             speech.append(cos[is_speech])
             silence.append(cos[~is_speech])
-            print(f"{name}@{start // 16000:>3d}s  npu-emu {t_emu:6.2f} s  ctranslate2 f32 {t_ct2:6.2f} s  "
-                  f"ratio {t_emu / t_ct2:5.2f}x   (cpu-seconds {c_emu:5.2f} vs {c_ct2:5.2f})")
+            print(
+                f"{name}@{start // 16000:>3d}s  npu-emu {t_emu:6.2f} s  ctranslate2 f32 {t_ct2:6.2f} s  "
+                f"ratio {t_emu / t_ct2:5.2f}x   (cpu-seconds {c_emu:5.2f} vs {c_ct2:5.2f})"
+            )
             print(f"    speech   {fmt(accuracy.distribution(cos[is_speech]))}")
             print(f"    other    {fmt(accuracy.distribution(cos[~is_speech]))}")
 
-    print(f"\nper window (measured, best of {args.repeats}): npu-emu median {np.median(emu_times):.2f} s, "
-          f"ctranslate2 float32 encoder median {np.median(ct2_times):.2f} s, "
-          f"ratio {np.median(emu_times) / np.median(ct2_times):.2f}x; cpu-seconds per window "
-          f"{np.median(emu_cpu):.2f} vs {np.median(ct2_cpu):.2f}, ratio {np.median(emu_cpu) / np.median(ct2_cpu):.2f}x")
+    print(
+        f"\nper window (measured, best of {args.repeats}): npu-emu median {np.median(emu_times):.2f} s, "
+        f"ctranslate2 float32 encoder median {np.median(ct2_times):.2f} s, "
+        f"ratio {np.median(emu_times) / np.median(ct2_times):.2f}x; cpu-seconds per window "
+        f"{np.median(emu_cpu):.2f} vs {np.median(ct2_cpu):.2f}, "
+        f"ratio {np.median(emu_cpu) / np.median(ct2_cpu):.2f}x"
+    )
     print(f"all speech frames   {fmt(accuracy.distribution(np.concatenate(speech)))}")
     print(f"all other frames    {fmt(accuracy.distribution(np.concatenate(silence)))}")
 
     if not args.no_transcripts:
-        from npustream.recognizer import Recognizer, RecognizerConfig
-        from npustream.transcribe import transcribe_file
+        from npustream.asr.recognizer import Recognizer, RecognizerConfig
+        from npustream.transcribe.transcriber import transcribe_file
 
         cpu = Recognizer(RecognizerConfig(model_dir=model_dir, engine="cpu", compute_type="float32"))
         npu = Recognizer(RecognizerConfig(model_dir=model_dir, engine="npu-emu", compute_type="float32"))

@@ -29,17 +29,22 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 AUDIO = REPO.parent / "shared" / "audio"
-PUBLISHED_MS = {"AMD whisper.cpp, XDNA2 NPU (162-178 ms)": 170.0, "seed project's NPU path (about 6 s)": 6000.0}
-TARGETS_TEXT = "split latency <= 1.15 x compute bound; pipeline throughput >= 0.85 x compute-bound throughput; " \
-          ">= 90% of transfer hidden"
+PUBLISHED_MS = {
+    "AMD whisper.cpp, XDNA2 NPU (162-178 ms)": 170.0,
+    "seed project's NPU path (about 6 s)": 6000.0,
+}
+TARGETS_TEXT = (
+    "split latency <= 1.15 x compute bound; pipeline throughput >= 0.85 x compute-bound throughput; "
+    ">= 90% of transfer hidden"
+)
 
 
 def _plans(preset_name: str, **changes) -> dict:
     from npustream.cli.plan import SHAPES
     from npustream.model.dims import WhisperDims
-    from npustream.npu.params import preset
-    from npustream.npu.plan import make_plan
-    from npustream.npu.tiles import DEFAULT_TILES
+    from npustream.npu.ops.params import preset
+    from npustream.npu.ops.tiles import DEFAULT_TILES
+    from npustream.npu.plan.plans import make_plan
 
     d, h, n = SHAPES["base"]
     dims = WhisperDims(80, 1500, d, h, n, 51865, 448, d, h, n)
@@ -48,23 +53,28 @@ def _plans(preset_name: str, **changes) -> dict:
 
 
 def predicted(preset_name: str) -> dict:
-    from npustream.npu.simulate import predict
+    from npustream.npu.predict.simulate import predict
 
     return {kind: predict(plan)[0] for kind, plan in _plans(preset_name).items()}
 
 
 def print_predicted() -> list[str]:
-    from npustream.npu.simulate import TARGETS
+    from npustream.npu.predict.simulate import TARGETS
 
     misses = []
-    print("PREDICTED by the timing model (npustream/npu/timing.py), not measured; Whisper base, 30 s window")
+    print(
+        "PREDICTED by the timing model (npustream/npu/plan/cost.py), not measured; Whisper base, 30 s window"
+    )
     for preset_name in ("phoenix", "hawkpoint"):
         for kind, p in predicted(preset_name).items():
             util = " ".join(f"{u:.0%}" for u in p.utilisation)
-            print(f"  {preset_name:9s} {kind:8s} latency {p.latency_s * 1e3:7.1f} ms "
-                  f"({p.latency_s / p.compute_bound_s:.2f} x bound {p.compute_bound_s * 1e3:.1f} ms)  "
-                  f"throughput {p.throughput_per_s:5.1f}/s ({p.throughput_per_s / p.compute_bound_throughput_per_s:.2f}"
-                  f" x bound)  hidden {p.hidden_transfer_share:.1%}  busy {util}")
+            print(
+                f"  {preset_name:9s} {kind:8s} latency {p.latency_s * 1e3:7.1f} ms "
+                f"({p.latency_s / p.compute_bound_s:.2f} x bound {p.compute_bound_s * 1e3:.1f} ms)  "
+                f"throughput {p.throughput_per_s:5.1f}/s "
+                f"({p.throughput_per_s / p.compute_bound_throughput_per_s:.2f}"
+                f" x bound)  hidden {p.hidden_transfer_share:.1%}  busy {util}"
+            )
             if preset_name == "phoenix":
                 for name, ms in PUBLISHED_MS.items():
                     print(f"      published / predicted latency, {name}: {ms / (p.latency_s * 1e3):.2f}")
@@ -85,8 +95,9 @@ def print_predicted() -> list[str]:
 def print_issue() -> None:
     """The column programs' size (counted) and what the command processor's time per operation
     would cost (predicted), Whisper base on Phoenix."""
-    from npustream.npu.plan import column_runs, issue_counts
-    from npustream.npu.simulate import TARGETS, issue_break_evens, predict, with_issue
+    from npustream.npu.plan.plans import column_runs
+    from npustream.npu.predict.simulate import TARGETS, issue_break_evens, predict, with_issue
+    from npustream.npu.program.runs import issue_counts
 
     plans = _plans("phoenix")
     counts = {kind: issue_counts(plan) for kind, plan in plans.items()}
@@ -95,28 +106,37 @@ def print_issue() -> None:
         runs = sum(len(column_runs(plan, c)) for c in range(len(plan.columns)))
         tasks = [sum(c.pushes for c in column) for column in counts[kind]]
         ops = [sum(c.ops for c in column) for column in counts[kind]]
-        print(f"  {kind:8s} {runs:4d} XRT runs; per column {tasks} DMA tasks, {ops} runtime-sequence operations "
-              "(pushes, awaits, lock sets, descriptor writes)")
-    print("PREDICTED (timing model), not measured: command processor time per operation (unmeasured; "
-          "phoenix.md has no figure, default 0)")
+        print(
+            f"  {kind:8s} {runs:4d} XRT runs; per column {tasks} DMA tasks, "
+            f"{ops} runtime-sequence operations "
+            "(pushes, awaits, lock sets, descriptor writes)"
+        )
+    print(
+        "PREDICTED (timing model), not measured: command processor time per operation (unmeasured; "
+        "phoenix.md has no figure, default 0)"
+    )
     print("  us per op   split latency   x bound   pipeline throughput x bound")
     for us in (0, 0.25, 0.5, 1, 2, 5):
-        split, pipe = (predict(with_issue(plans[k], us * 1e-6), counts=counts[k])[0] for k in ("split", "pipeline"))
-        print(f"  {us:9.2f}   {split.latency_s * 1e3:10.1f} ms   {split.latency_s / split.compute_bound_s:7.3f}"
-              f"   {pipe.throughput_per_s / pipe.compute_bound_throughput_per_s:27.3f}")
+        split, pipe = (
+            predict(with_issue(plans[k], us * 1e-6), counts=counts[k])[0] for k in ("split", "pipeline")
+        )
+        print(
+            f"  {us:9.2f}   {split.latency_s * 1e3:10.1f} ms   {split.latency_s / split.compute_bound_s:7.3f}"
+            f"   {pipe.throughput_per_s / pipe.compute_bound_throughput_per_s:27.3f}"
+        )
     break_evens = issue_break_evens(plans["split"])
     for target in TARGETS:
         print(f"  {target.break_even_text(break_evens[target.name])}")
 
 
 def measure_emulator(windows: int) -> None:
-    from npustream.audio import load_audio
+    from npustream.asr.audio import load_audio
+    from npustream.asr.features import window_features
     from npustream.engines.npu_emu import NpuEmuEngine
-    from npustream.features import window_features
     from npustream.model import store
-    from npustream.npu.executor import EmulatorBackend, Executor
-    from npustream.npu.params import preset
-    from npustream.npu.plan import make_plan
+    from npustream.npu.ops.params import preset
+    from npustream.npu.plan.plans import make_plan
+    from npustream.npu.run.executor import EmulatorBackend, Executor
 
     files = ["jfk.flac", "libri_1.flac", "osr_0034_8k.wav"]
     mels = [window_features(load_audio(AUDIO / files[i % len(files)])) for i in range(windows)]
@@ -124,8 +144,10 @@ def measure_emulator(windows: int) -> None:
     start = time.perf_counter()
     reference = engine.encode(np.stack(mels))
     emu_s = time.perf_counter() - start
-    executor = Executor(make_plan("pipeline", engine.dims, engine.weights.tiles, preset("phoenix")),
-                        EmulatorBackend(engine.weights))
+    executor = Executor(
+        make_plan("pipeline", engine.dims, engine.weights.tiles, preset("phoenix")),
+        EmulatorBackend(engine.weights),
+    )
     try:
         start = time.perf_counter()
         outputs = executor.encode(mels)
@@ -135,11 +157,15 @@ def measure_emulator(windows: int) -> None:
     same = all(np.array_equal(a, b) for a, b in zip(outputs, reference))
     print(f"MEASURED on this machine, {windows} windows of the shared audio (Whisper base):")
     print(f"  npu-emu engine:                    {emu_s / windows:6.2f} s per window")
-    print(f"  pipeline executor, emulator backend: {pipe_s / windows:6.2f} s per window "
-          f"({pipe_s / emu_s:.2f} x npu-emu; output bit-identical: {same})")
+    print(
+        f"  pipeline executor, emulator backend: {pipe_s / windows:6.2f} s per window "
+        f"({pipe_s / emu_s:.2f} x npu-emu; output bit-identical: {same})"
+    )
     busy = sum(e - s for _, _, s, e in executor.trace)
-    print(f"  column threads busy {busy:.1f} s within {pipe_s:.1f} s wall: {busy / pipe_s:.2f} columns at once "
-          "on average (the emulator shares this machine's cores)")
+    print(
+        f"  column threads busy {busy:.1f} s within {pipe_s:.1f} s wall: {busy / pipe_s:.2f} columns at once "
+        "on average (the emulator shares this machine's cores)"
+    )
 
 
 def main() -> int:

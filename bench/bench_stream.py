@@ -42,7 +42,9 @@ def proc_sample(pid: int) -> tuple[float, float] | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        hwm = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM"))
+        hwm = next(
+            line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM")
+        )
         return cpu, int(hwm.split()[1]) / 1024
     except (OSError, StopIteration, IndexError):
         return None
@@ -55,13 +57,30 @@ def percentile(values: list[float], q: float) -> float:
 
 def stream_file(path: Path, args, hop: float) -> dict:
     from npustream.client import Caption, Subscriber
-    from npustream.stream import control
+    from npustream.protocol import control
 
     runtime = Path(tempfile.mkdtemp(prefix="npustream-bench-"))
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "NPUSTREAM_LOG": "warning"}
-    cmd = [sys.executable, "-m", "npustream", "run", "--source", f"file:{path}", "--speed", str(args.speed),
-           "--language", "en", "--beam-size", str(args.beam_size), "--hop", str(hop), "--context", args.context, "--threads",
-           str(args.threads)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "npustream",
+        "run",
+        "--source",
+        f"file:{path}",
+        "--speed",
+        str(args.speed),
+        "--language",
+        "en",
+        "--beam-size",
+        str(args.beam_size),
+        "--hop",
+        str(hop),
+        "--context",
+        args.context,
+        "--threads",
+        str(args.threads),
+    ]
     daemon = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ctl, pub = f"ipc://{runtime}/npustream/control.sock", f"ipc://{runtime}/npustream/captions.sock"
     while True:
@@ -94,24 +113,30 @@ def stream_file(path: Path, args, hop: float) -> dict:
     daemon.wait(60)
     watcher.join(5)
     finals = [c for c in captions if c.final]
-    latencies = [c.time - (c.stream_start + w.end / args.speed) for c in finals if not c.from_snapshot
-                 for w in c.words]
+    latencies = [
+        c.time - (c.stream_start + w.end / args.speed) for c in finals if not c.from_snapshot for w in c.words
+    ]
     partial_times = [c.time for c in captions if not c.final and not c.from_snapshot]
     return {
         "text": " ".join(c.text for c in finals if c.text),
         "latencies": latencies,
         "partial_intervals": [b - a for a, b in zip(partial_times, partial_times[1:])],
-        "rtf": last_status.get("rtf"), "skipped": last_status.get("windows_skipped"),
-        "decodes": last_status.get("decodes"), "context_retries": last_status.get("context_retries"),
-        "decode_mean": (last_status["decode_seconds"] / last_status["decodes"]) if last_status.get("decodes") else None,
+        "rtf": last_status.get("rtf"),
+        "skipped": last_status.get("windows_skipped"),
+        "decodes": last_status.get("decodes"),
+        "context_retries": last_status.get("context_retries"),
+        "decode_mean": (last_status["decode_seconds"] / last_status["decodes"])
+        if last_status.get("decodes")
+        else None,
         "cpu_share": (samples[-1][0] - start_cpu[0]) / wall if start_cpu and samples[-1] else None,
-        "peak_rss_mib": max(s[1] for s in samples if s), "wall": wall,
+        "peak_rss_mib": max(s[1] for s in samples if s),
+        "wall": wall,
     }
 
 
 def report(hop: float, args, transcripts: dict, offline_texts: dict) -> dict:
     """Stream every file at this hop and print the table; returns the rows for --json."""
-    from npustream.wer import wer
+    from tools.wer import wer
 
     rows, all_latencies, all_intervals = [], [], []
     refs, hyps, offline_hyps = [], [], []
@@ -124,53 +149,81 @@ def report(hop: float, args, transcripts: dict, offline_texts: dict) -> dict:
         all_intervals += result["partial_intervals"]
         refs.append(reference), hyps.append(result["text"]), offline_hyps.append(offline_text)
 
-    print(f"\nstreaming at {args.speed:g}x real time, beam {args.beam_size}, hop {hop:g} s, "
-          f"{args.context} encoder context, cpu engine "
-          f"(measured); peer: offline transcribe_file, same model and beam, this run")
-    header = (f"{'file':18s} {'final latency s (median/p90/max)':>33s} {'partial every':>13s} "
-              f"{'WER':>6s} {'offline':>7s} {'decode':>7s} {'RTF':>5s} {'skipped':>7s} {'CPU':>5s} {'peak RSS':>9s}")
+    print(
+        f"\nstreaming at {args.speed:g}x real time, beam {args.beam_size}, hop {hop:g} s, "
+        f"{args.context} encoder context, cpu engine "
+        f"(measured); peer: offline transcribe_file, same model and beam, this run"
+    )
+    header = (
+        f"{'file':18s} {'final latency s (median/p90/max)':>33s} {'partial every':>13s} "
+        f"{'WER':>6s} {'offline':>7s} {'decode':>7s} {'RTF':>5s} {'skipped':>7s} {'CPU':>5s} {'peak RSS':>9s}"
+    )
     print(header)
     for name, lat, r, w, w_off in rows:
-        lat_text = (f"{statistics.median(lat):.2f} / {percentile(lat, 0.9):.2f} / {max(lat):.2f}"
-                    if lat else "no finals")
+        lat_text = (
+            f"{statistics.median(lat):.2f} / {percentile(lat, 0.9):.2f} / {max(lat):.2f}"
+            if lat
+            else "no finals"
+        )
         every = f"{statistics.median(r['partial_intervals']):.2f} s" if r["partial_intervals"] else "-"
-        print(f"{name:18s} {lat_text:>33s} {every:>13s} {w:6.1%} {w_off:7.1%} {r['decode_mean'] or 0:5.2f} s "
-              f"{r['rtf'] or 0:5.2f} "
-              f"{r['skipped'] or 0:7d} {r['cpu_share'] or 0:5.2f} {r['peak_rss_mib']:6.0f} MiB"
-              + (f"  ({r['context_retries']} of {r['decodes']} decodes redone on the full context)"
-                 if args.context == "fit" and r["decodes"] else ""))
+        print(
+            f"{name:18s} {lat_text:>33s} {every:>13s} {w:6.1%} {w_off:7.1%} {r['decode_mean'] or 0:5.2f} s "
+            f"{r['rtf'] or 0:5.2f} "
+            f"{r['skipped'] or 0:7d} {r['cpu_share'] or 0:5.2f} {r['peak_rss_mib']:6.0f} MiB"
+            + (
+                f"  ({r['context_retries']} of {r['decodes']} decodes redone on the full context)"
+                if args.context == "fit" and r["decodes"]
+                else ""
+            )
+        )
     overall_w = wer(" ".join(refs), " ".join(hyps))
     overall_off = wer(" ".join(refs), " ".join(offline_hyps))
     median, p90 = statistics.median(all_latencies), percentile(all_latencies, 0.9)
-    print(f"{'overall':18s} {median:.2f} / {p90:.2f} / {max(all_latencies):.2f}".ljust(52)
-          + f"{statistics.median(all_intervals) if all_intervals else 0:10.2f} s {overall_w:6.1%} {overall_off:7.1%}")
+    print(
+        f"{'overall':18s} {median:.2f} / {p90:.2f} / {max(all_latencies):.2f}".ljust(52)
+        + f"{statistics.median(all_intervals) if all_intervals else 0:10.2f} s "
+        + f"{overall_w:6.1%} {overall_off:7.1%}"
+    )
     decodes = [r["decode_mean"] for _, _, r, _, _ in rows if r["decode_mean"]]
     if decodes:
         d = statistics.mean(decodes)
-        print(f"median final latency = {median / d:.1f} x the mean decode time ({d:.2f} s per window, measured); "
-              f"LocalAgreement-2 needs two decodes after a word's end, an utterance end one")
+        print(
+            f"median final latency = {median / d:.1f} x the mean decode time "
+            f"({d:.2f} s per window, measured); "
+            f"LocalAgreement-2 needs two decodes after a word's end, an utterance end one"
+        )
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
-    print(f"targets: median final latency {median:.2f} s <= {TARGET_MEDIAN} s: {verdict(median <= TARGET_MEDIAN)}; "
-          f"p90 {p90:.2f} s <= {TARGET_P90} s: {verdict(p90 <= TARGET_P90)}; "
-          f"WER {100 * (overall_w - overall_off):+.1f} points vs offline (<= {TARGET_WER_POINTS:+.1f}): "
-          f"{verdict(100 * (overall_w - overall_off) <= TARGET_WER_POINTS)}")
+    print(
+        f"targets: median final latency {median:.2f} s <= {TARGET_MEDIAN} s: "
+        f"{verdict(median <= TARGET_MEDIAN)}; "
+        f"p90 {p90:.2f} s <= {TARGET_P90} s: {verdict(p90 <= TARGET_P90)}; "
+        f"WER {100 * (overall_w - overall_off):+.1f} points vs offline (<= {TARGET_WER_POINTS:+.1f}): "
+        f"{verdict(100 * (overall_w - overall_off) <= TARGET_WER_POINTS)}"
+    )
     return {"hop": hop, "rows": [{"file": n, "wer": w, "offline_wer": wo, **r} for n, _, r, w, wo in rows]}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--beam-size", type=int, default=5)
-    parser.add_argument("--hop", type=float, nargs="+", default=[1.0, 0.5],
-                        help="one table per hop (default: the daemon's default 1 s, and 0.5 s)")
-    parser.add_argument("--context", choices=("fit", "full"), default="fit", help="the daemon's encoder context")
+    parser.add_argument(
+        "--hop",
+        type=float,
+        nargs="+",
+        default=[1.0, 0.5],
+        help="one table per hop (default: the daemon's default 1 s, and 0.5 s)",
+    )
+    parser.add_argument(
+        "--context", choices=("fit", "full"), default="fit", help="the daemon's encoder context"
+    )
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
     from npustream import log
-    from npustream.recognizer import Recognizer, RecognizerConfig
-    from npustream.transcribe import transcribe_file
+    from npustream.asr.recognizer import Recognizer, RecognizerConfig
+    from npustream.transcribe.transcriber import transcribe_file
 
     log.configure("warning")
     transcripts = json.loads((AUDIO / "transcripts.json").read_text())
@@ -179,7 +232,9 @@ def main() -> int:
     offline.close()
     runs = [report(hop, args, transcripts, offline_texts) for hop in args.hop]
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "runs": runs}, indent=2))
+        args.json.write_text(
+            json.dumps({"args": vars(args) | {"json": str(args.json)}, "runs": runs}, indent=2)
+        )
     return 0
 
 

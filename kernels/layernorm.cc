@@ -3,7 +3,7 @@
 //   y = bf16((c * rstd) * gamma + beta)
 // Two passes over the row (it is in L1 anyway), sums in the contract's pairwise order
 // (npu::pairwise_sum), the per-row scalars in IEEE fp32. A constant row gives var = 0 and
-// rstd = 1/sqrt(eps): y = beta exactly. NPU_LAYERNORM_ROWS rows per call (tiles.py).
+// rstd = 1/sqrt(eps): y = beta exactly. NPU_LAYERNORM_ROWS rows per call (npu/ops/tiles.py).
 
 #include "npu_kernels.h"
 

@@ -3,7 +3,7 @@
 //   npu_matmul_acc    acc += a . b                                  (once per K tile, in order)
 //   npu_matmul_out    out = bf16(acc [+ bias] [-> GELU] [+ residual])   (once per output tile)
 // The accumulator stays fp32 in L1 across the K loop; the output is rounded once.
-// Tile sizes: NPU_MATMUL_M x NPU_MATMUL_K x NPU_MATMUL_N (npustream/npu/tiles.py).
+// Tile sizes: NPU_MATMUL_M x NPU_MATMUL_K x NPU_MATMUL_N (npustream/npu/ops/tiles.py).
 
 #include "npu_kernels.h"
 

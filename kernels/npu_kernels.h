@@ -1,6 +1,6 @@
 // The kernels' C entry points: the same names and arguments in the AIE build (vector path,
 // called from the IRON design's Workers) and in the host build (portable path, called from
-// npustream/npu/host_kernels.py through ctypes). docs/npu-numerics.md is the numeric contract.
+// tests/tools/host_kernels.py through ctypes). docs/npu-numerics.md is the numeric contract.
 //
 // Types: bf16 tensors are 16-bit bf16 bit patterns (`bfloat16` on the AIE, `uint16_t` on the
 // host: the same bytes); biases, gamma/beta and all running state are fp32.
@@ -11,7 +11,7 @@
 // row-major and blocks in row-major order. LayerNorm and GELU buffers are row-major on both.
 //
 // Sizes are arguments on both builds. The AIE build's static working buffers (attention scores
-// and P) are sized by the constants of `python -m npustream.npu.tiles` (npu_tiles.h).
+// and P) are sized by the constants of `python -m npustream.npu.ops.tiles` (npu_tiles.h).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The numeric contract of docs/npu-numerics.md as scalar C++ (npustream/npu/numerics.py is the
+// The numeric contract of docs/npu-numerics.md as scalar C++ (npustream/npu/ops/numerics.py is the
 // same contract in numpy). Every kernel's portable path is built from these functions; the AIE
 // vector paths (aie_fp32.h) follow the same steps in the same order on 8/16-lane vectors.
 //

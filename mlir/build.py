@@ -4,7 +4,7 @@ xclbin and the instruction streams with aiecc.py, then manifest.json, the file t
 loads a build by.
 README.md has the pinned toolchain and how to install it.
 
-    python mlir/build.py [--plan pipeline|split] [--preset phoenix] [--model DIR] [--out DIR]
+    python -m mlir.build [--plan pipeline|split] [--preset phoenix] [--model DIR] [--out DIR]
                          [--kernels-only] [--mlir-only]
 
 --mlir-only writes the MLIR modules (and the generated headers) with mlir-aie's Python package
@@ -21,8 +21,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Pinned (README.md): the mlir-aie commit whose python/iron/runtime/tiledmatask.py,
 # python/dialects/aie.py and aiex.py the design was written against (tile_dma_chain; the
@@ -42,8 +40,11 @@ def require_iron() -> None:
     try:
         import aie.iron  # noqa: F401
     except ImportError as error:
-        fail(f"mlir-aie's IRON (aie.iron) is not importable ({error}); install mlir-aie at {MLIR_AIE_VERSION}: "
-             "mlir/README.md")
+        fail(
+            f"mlir-aie's IRON (aie.iron) is not importable ({error}); "
+            f"install mlir-aie at {MLIR_AIE_VERSION}: "
+            "mlir/README.md"
+        )
 
 
 def toolchain() -> tuple[Path, Path]:
@@ -54,7 +55,9 @@ def toolchain() -> tuple[Path, Path]:
         fail("MLIR_AIE_INSTALL_DIR does not point at the mlir_aie install (with include/): mlir/README.md")
     peano = Path(os.environ.get("PEANO_INSTALL_DIR", ""))
     if not (peano / "bin" / "clang++").is_file():
-        fail("PEANO_INSTALL_DIR does not point at an llvm-aie (Peano) install with bin/clang++: mlir/README.md")
+        fail(
+            "PEANO_INSTALL_DIR does not point at an llvm-aie (Peano) install with bin/clang++: mlir/README.md"
+        )
     if shutil.which("aiecc.py") is None:
         fail("aiecc.py is not on PATH (it comes with the mlir-aie wheel): mlir/README.md")
     return peano, mlir_aie
@@ -67,16 +70,25 @@ def run(cmd: list[str], cwd: Path) -> None:
 
 
 def write_headers(out: Path, dims, tiles) -> None:
-    from npustream.npu import column_design
-    from npustream.npu.tiles import c_header
+    from npustream.npu.ops.tiles import c_header
+    from npustream.npu.plan import design as column_design
 
     (out / "npu_tiles.h").write_text(c_header(tiles))
     (out / "column_design.h").write_text(column_design.c_header(dims, tiles))
 
 
 def build_kernels(out: Path, peano: Path, mlir_aie: Path) -> Path:
-    flags = ["--target=aie2-none-unknown-elf", "-O2", "-std=c++20", "-DNPU_AIE=1", "-D__AIECC__",
-             f"-I{REPO / 'kernels'}", f"-I{out}", f"-I{mlir_aie / 'include'}", f"-I{mlir_aie / 'aie_kernels'}"]
+    flags = [
+        "--target=aie2-none-unknown-elf",
+        "-O2",
+        "-std=c++20",
+        "-DNPU_AIE=1",
+        "-D__AIECC__",
+        f"-I{REPO / 'kernels'}",
+        f"-I{out}",
+        f"-I{mlir_aie / 'include'}",
+        f"-I{mlir_aie / 'aie_kernels'}",
+    ]
     objects = []
     for source in [REPO / "kernels" / name for name in KERNELS] + [Path(__file__).parent / "column_glue.cc"]:
         obj = out / (source.stem + ".o")
@@ -88,11 +100,10 @@ def build_kernels(out: Path, peano: Path, mlir_aie: Path) -> Path:
 
 def write_modules(out: Path, plan, weights) -> list[list[str]]:
     """One MLIR module per run, resolved by IRON; returns the module names per column."""
-    from encoder_column import ARGS, run_module
-
-    from npustream.npu.buffers import column_weight_names, pack_weights, plan_layouts
-    from npustream.npu.column_program import column_run
-    from npustream.npu.plan import column_runs
+    from mlir.encoder_column import ARGS, run_module
+    from npustream.npu.plan.buffers import column_weight_names, pack_weights, plan_layouts
+    from npustream.npu.plan.plans import column_runs
+    from npustream.npu.program.runs import column_run
 
     names = []
     for column, layouts in enumerate(plan_layouts(plan)):
@@ -105,8 +116,11 @@ def write_modules(out: Path, plan, weights) -> list[list[str]]:
             program = column_run(plan, column, list(run), layouts, table)
             (out / f"{name}.mlir").write_text(run_module(plan, program, sizes))
             column_names.append(name)
-            print(f"column {column} run {number}: {len(program.tasks)} DMA tasks, {len(program.ops)} sequence ops",
-                  flush=True)
+            print(
+                f"column {column} run {number}: {len(program.tasks)} DMA tasks, "
+                f"{len(program.ops)} sequence ops",
+                flush=True,
+            )
         names.append(column_names)
     return names
 
@@ -122,11 +136,11 @@ def main() -> int:
     args = parser.parse_args()
 
     from npustream.model import store
-    from npustream.npu.layout import load_npu_weights
-    from npustream.npu.manifest import default_build_dir, write_manifest
-    from npustream.npu.params import preset
-    from npustream.npu.plan import make_plan
-    from npustream.npu.resources import check_plan
+    from npustream.npu.ops.params import preset
+    from npustream.npu.ops.weights import load_npu_weights
+    from npustream.npu.plan.plans import make_plan
+    from npustream.npu.predict.resources import check_plan
+    from npustream.npu.run.manifest import default_build_dir, write_manifest
 
     weights = load_npu_weights(store.resolve_model_dir(args.model))
     plan = make_plan(args.plan, weights.dims, weights.tiles, preset(args.preset))
@@ -148,13 +162,33 @@ def main() -> int:
     for column_names in names:
         for name in column_names:
             # every module has the same device: the first one's xclbin serves every run
-            xclbin = ["--aie-generate-xclbin", "--xclbin-name=encoder_column.xclbin"] if name == names[0][0] else []
-            run(["aiecc.py", "--no-xchesscc", "--no-xbridge", f"--peano={peano}", *xclbin,
-                 "--aie-generate-npu-insts", f"--npu-insts-name=insts/{name}.bin", f"{name}.mlir"], out)
+            xclbin = (
+                ["--aie-generate-xclbin", "--xclbin-name=encoder_column.xclbin"]
+                if name == names[0][0]
+                else []
+            )
+            run(
+                [
+                    "aiecc.py",
+                    "--no-xchesscc",
+                    "--no-xbridge",
+                    f"--peano={peano}",
+                    *xclbin,
+                    "--aie-generate-npu-insts",
+                    f"--npu-insts-name=insts/{name}.bin",
+                    f"{name}.mlir",
+                ],
+                out,
+            )
     toolchain_info = {"mlir_aie": MLIR_AIE_VERSION, "peano": str(peano)}
-    path = write_manifest(out, plan, weights, xclbin="encoder_column.xclbin",
-                          insts=[[f"insts/{n}.bin" for n in column_names] for column_names in names],
-                          toolchain=toolchain_info)
+    path = write_manifest(
+        out,
+        plan,
+        weights,
+        xclbin="encoder_column.xclbin",
+        insts=[[f"insts/{n}.bin" for n in column_names] for column_names in names],
+        toolchain=toolchain_info,
+    )
     print(f"wrote {path}")
     return 0
 

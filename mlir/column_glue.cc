@@ -1,4 +1,4 @@
-// Glue between the column program's cores (mlir/encoder_column.py, npustream/npu/core_program.py)
+// Glue between the column program's cores (mlir/encoder_column.py, npustream/npu/program/core.py)
 // and the kernels in ../kernels. Every FIFO is one buffer of two objects (ping, pong); the core
 // passes the buffer and the index of the object it holds. Sizes: npu_tiles.h (tile sizes) and
 // column_design.h (object sizes, d_model, d_head, LayerNorm rows per output object), both

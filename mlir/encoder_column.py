@@ -5,7 +5,7 @@ the cores' static DMAs, the Workers running iron_core.py's core program, given t
 with that run's runtime sequence (iron_sequence.py), so aiecc's xclbin is the same for every run
 of every plan.
 Everything comes from the pure-Python descriptions the tests and the DMA simulator check:
-column_design.py, core_program.py, column_program.py and the column_* op modules. Tile sizes are
+npu/plan/design.py, npu/program/core.py, npu/program/column.py and the column_* op modules. Tile sizes are
 the plan's (plan.tiles), through those descriptions.
 
 Without mlir-aie the tests install a recording test double as `aie.iron` and the
@@ -15,15 +15,11 @@ module imports the real API and knows nothing of it.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the iron_* modules next to this one
-
 from aie.iron import Program, Runtime
 from aie.iron.device import NPU1Col1
-from iron_column import build_column, words
-from iron_sequence import emit_run
+
+from mlir.iron_column import build_column, words
+from mlir.iron_sequence import emit_run
 
 ARGS = ("in", "scratch", "out", "weights")  # the runtime sequence's (and the XRT kernel's) buffers
 
@@ -40,8 +36,11 @@ def column_program(plan, run, sizes: dict[str, int]) -> Program:
         rt.add_flow(flow)
     for tile_dma in column.tile_dmas:
         rt.add_tile_dma(tile_dma)
-    for lock in [*column.mem_locks.values(), *column.go,  # shared by a Worker or the sequence and a DMA
-                 *(lock for locks in column.fifo_locks for pair in locks.values() for lock in pair)]:
+    for lock in [
+        *column.mem_locks.values(),
+        *column.go,  # shared by a Worker or the sequence and a DMA
+        *(lock for locks in column.fifo_locks for pair in locks.values() for lock in pair),
+    ]:
         rt.add_lock(lock)
     # The ring is the one Buffer only the sequence's tasks touch; the cores' Buffers (and the
     # Kernels) reach IRON through their Workers' fn_args (iron_core.worker_args).

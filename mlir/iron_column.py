@@ -1,6 +1,6 @@
 """The column device in IRON: tiles, buffers, locks, flows, the cores' static DMA programs and
-the Workers. Everything comes from npustream/npu/column_design.py (buffers, rings, channels),
-npustream/npu/dma_sim.py's FLOWS (the routes the simulator checks) and core_program.py (through
+the Workers. Everything comes from npustream/npu/plan/design.py (buffers, rings, channels),
+npustream/npu/plan/design.py's FLOWS (the routes the DMA simulator checks) and npu/program/core.py (through
 iron_core.py). The per-run part, the runtime sequence, is iron_sequence.py.
 
 Core-side FIFOs: depth 2 everywhere (column_design.FIFO_SLOTS). They are spelled out as one
@@ -35,10 +35,10 @@ from aie.iron import (
 )
 from aie.iron.device import Tile
 
-from npustream.npu import column_design as cd
-from npustream.npu import core_program as cp
-from npustream.npu.column_program import WORD
-from npustream.npu.dma_sim import FLOWS
+from npustream.npu.plan import design as cd
+from npustream.npu.plan.design import FLOWS
+from npustream.npu.program import core as cp
+from npustream.npu.program.column import WORD
 
 OBJECT = "column_kernels.o"  # the kernels and the glue, linked by build.py
 COLUMN = 0  # the design is placed on one column; XRT picks the physical column per context
@@ -81,37 +81,60 @@ def channel_index(tile: str, direction: str, channel: str) -> int:
 
 
 def build_column(plan) -> Column:
-    from iron_core import core_body, worker_args
+    from mlir.iron_core import core_body, worker_args
 
     dims, tiles = plan.dims, plan.tiles
     cb = cd.core_buffers(dims, tiles)
     shim = Tile(col=COLUMN, row=0, tile_type=AIETileType.ShimNOCTile)
     mem = Tile(col=COLUMN, row=1, tile_type=AIETileType.MemTile)
-    cores = [Tile(col=COLUMN, row=2 + c, tile_type=AIETileType.CoreTile) for c in range(cd.tiles_per_column())]
+    cores = [
+        Tile(col=COLUMN, row=2 + c, tile_type=AIETileType.CoreTile) for c in range(cd.tiles_per_column())
+    ]
     ring = Buffer(tile=mem, type=words(cd.memtile_bytes(dims, tiles) // WORD), name="ring")
-    mem_locks = {name: Lock(mem, lock_id=i, init=0, name=name.replace(".", "_"))  # set per phase
-                 for i, name in enumerate(cd.memtile_locks(dims, tiles))}
+    mem_locks = {
+        name: Lock(mem, lock_id=i, init=0, name=name.replace(".", "_"))  # set per phase
+        for i, name in enumerate(cd.memtile_locks(dims, tiles))
+    }
     sizes = {"in0": cb.in0, "in1": cb.in1, "out": cb.out}
     fifos, fifo_locks, scratch, descriptors, counters, go = [], [], [], [], [], []
     for c, tile in enumerate(cores):
-        fifos.append({f: Buffer(tile=tile, type=words(cd.FIFO_SLOTS * sizes[f] // WORD), name=f"{f}_c{c}")
-                      for f in cp.FIFOS})
+        fifos.append(
+            {
+                f: Buffer(tile=tile, type=words(cd.FIFO_SLOTS * sizes[f] // WORD), name=f"{f}_c{c}")
+                for f in cp.FIFOS
+            }
+        )
         # an inbound FIFO starts with both objects free for the DMA, the outbound one for the core
-        fifo_locks.append({f: (Lock(tile, lock_id=2 * i, init=cd.FIFO_SLOTS, name=f"{f}_prod_c{c}"),
-                               Lock(tile, lock_id=2 * i + 1, init=0, name=f"{f}_cons_c{c}"))
-                           for i, f in enumerate(cp.FIFOS)})
-        scratch.append(Buffer(tile=tile, type=np.ndarray[(cb.scratch // 4,), np.dtype[np.float32]],
-                              name=f"scratch_c{c}"))
-        descriptors.append(Buffer(tile=tile, type=words(len(cp.FIELDS)), name=f"desc_c{c}", use_write_rtp=True))
+        fifo_locks.append(
+            {
+                f: (
+                    Lock(tile, lock_id=2 * i, init=cd.FIFO_SLOTS, name=f"{f}_prod_c{c}"),
+                    Lock(tile, lock_id=2 * i + 1, init=0, name=f"{f}_cons_c{c}"),
+                )
+                for i, f in enumerate(cp.FIFOS)
+            }
+        )
+        scratch.append(
+            Buffer(tile=tile, type=np.ndarray[(cb.scratch // 4,), np.dtype[np.float32]], name=f"scratch_c{c}")
+        )
+        descriptors.append(
+            Buffer(tile=tile, type=words(len(cp.FIELDS)), name=f"desc_c{c}", use_write_rtp=True)
+        )
         counters.append(Buffer(tile=tile, type=words(2 * len(cp.FIFOS)), name=f"count_c{c}"))
         go.append(Lock(tile, lock_id=2 * len(cp.FIFOS), init=0, name=f"go_c{c}"))
-    kernels = {name: Kernel(name, OBJECT, [_arg_type(p, cb.scratch, sizes) for p in params])
-               for name, params in cp.GLUE.items()}
-    column = Column(shim, mem, cores, ring, mem_locks, fifos, fifo_locks, scratch, descriptors, counters, go, kernels)
+    kernels = {
+        name: Kernel(name, OBJECT, [_arg_type(p, cb.scratch, sizes) for p in params])
+        for name, params in cp.GLUE.items()
+    }
+    column = Column(
+        shim, mem, cores, ring, mem_locks, fifos, fifo_locks, scratch, descriptors, counters, go, kernels
+    )
     _flows(column)
     for c, tile in enumerate(cores):
         column.tile_dmas.append(_core_dma(column, c, sizes))
-        column.workers.append(Worker(core_body(plan), fn_args=worker_args(column, c), tile=tile, while_true=False))
+        column.workers.append(
+            Worker(core_body(plan), fn_args=worker_args(column, c), tile=tile, while_true=False)
+        )
     return column
 
 
@@ -128,7 +151,7 @@ def _tile(column: Column, name: str) -> Tile:
 
 
 def _flows(column: Column) -> None:
-    """One Flow per source channel of dma_sim.FLOWS; several destinations are a broadcast (all
+    """One Flow per source channel of design.FLOWS; several destinations are a broadcast (all
     on the same channel index: in0 or in1 of each core)."""
     for (src, channel), dests in FLOWS.items():
         src_index = channel_index("core" if src.startswith("core") else src, "MM2S", channel)
@@ -137,8 +160,11 @@ def _flows(column: Column) -> None:
         if len(dst_channels) != 1:
             raise NotImplementedError(f"Flow from {src} {channel}: destinations on different channel indices")
         column.flows[(src, channel)] = Flow(
-            _tile(column, src), dst_tiles if len(dst_tiles) > 1 else dst_tiles[0], src_channel=src_index,
-            dst_channel=dst_channels.pop())
+            _tile(column, src),
+            dst_tiles if len(dst_tiles) > 1 else dst_tiles[0],
+            src_channel=src_index,
+            dst_channel=dst_channels.pop(),
+        )
 
 
 def _core_dma(column: Column, c: int, sizes: dict[str, int]) -> TileDma:
@@ -149,8 +175,16 @@ def _core_dma(column: Column, c: int, sizes: dict[str, int]) -> TileDma:
         prod, cons = column.fifo_locks[c][fifo]
         take, give = (prod, cons) if inbound else (cons, prod)
         n = sizes[fifo] // WORD
-        bds = [Bd(column.fifos[c][fifo], offset=slot * n, length=n, acquires=[Acquire(take, value=1)],
-                  releases=[Release(give, value=1)]) for slot in range(cd.FIFO_SLOTS)]
+        bds = [
+            Bd(
+                column.fifos[c][fifo],
+                offset=slot * n,
+                length=n,
+                acquires=[Acquire(take, value=1)],
+                releases=[Release(give, value=1)],
+            )
+            for slot in range(cd.FIFO_SLOTS)
+        ]
         direction = DMAChannelDir.S2MM if inbound else DMAChannelDir.MM2S
         channels.append(DmaChannel(direction, channel_index("core", direction.name, fifo), bds))
     return TileDma(column.cores[c], channels)

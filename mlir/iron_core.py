@@ -1,4 +1,4 @@
-"""The cores' program (npustream/npu/core_program.py) as an IRON Worker body: the tiny IR's
+"""The cores' program (npustream/npu/program/core.py) as an IRON Worker body: the tiny IR's
 nodes become Lock acquires and releases, counter updates, range_ loops and Kernel calls on the
 glue of column_glue.cc. The building blocks stay visible: core_program.PHASE is the matmul,
 attention and LayerNorm loop nests in that order, each driven by its descriptor fields.
@@ -20,15 +20,21 @@ from dataclasses import dataclass
 
 from aie.iron.controlflow import range_
 
-from npustream.npu import core_program as cp
-from npustream.npu.column_design import layernorm_rows
+from npustream.npu.plan.design import layernorm_rows
+from npustream.npu.program import core as cp
 
 
 def worker_args(column, core: int) -> list:
     """The fn_args of core `core`'s Worker, in core_body's parameter order."""
-    return [column.go[core], [column.fifo_locks[core][f] for f in cp.FIFOS], [column.fifos[core][f] for f in cp.FIFOS],
-            column.scratch[core], column.descriptors[core], column.counters[core],
-            [column.kernels[name] for name in cp.GLUE]]
+    return [
+        column.go[core],
+        [column.fifo_locks[core][f] for f in cp.FIFOS],
+        [column.fifos[core][f] for f in cp.FIFOS],
+        column.scratch[core],
+        column.descriptors[core],
+        column.counters[core],
+        [column.kernels[name] for name in cp.GLUE],
+    ]
 
 
 @dataclass
@@ -48,8 +54,15 @@ def core_body(plan):
     constants = {"nk": plan.tiles.attn_kv_rows, "r_out": layernorm_rows(plan.dims, plan.tiles)[1]}
 
     def body(go, fifo_locks, fifos, scratch, descriptor, counters, kernels):
-        core = Core(go, dict(zip(cp.FIFOS, fifo_locks, strict=True)), dict(zip(cp.FIFOS, fifos, strict=True)),
-                    scratch, descriptor, counters, dict(zip(cp.GLUE, kernels, strict=True)))
+        core = Core(
+            go,
+            dict(zip(cp.FIFOS, fifo_locks, strict=True)),
+            dict(zip(cp.FIFOS, fifos, strict=True)),
+            scratch,
+            descriptor,
+            counters,
+            dict(zip(cp.GLUE, kernels, strict=True)),
+        )
         program = CoreProgram(core, constants)
         for slot in range(2 * len(cp.FIFOS)):
             counters[slot] = 0

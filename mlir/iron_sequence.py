@@ -6,8 +6,8 @@
   token, and started
 - Await: the pushed task's await
 
-The building blocks are the phases column_matmul.py, column_attention.py and
-column_layernorm.py generate (ColumnRun.phases names them); the sequence replays them in order.
+The building blocks are the phases npu/program/matmul.py, npu/program/attention.py and
+npu/program/layernorm.py generate (ColumnRun.phases names them); the sequence replays them in order.
 
 A mem-tile task whose BDs do not iterate is IRON's `tile_dma_chain`. The other tasks are emitted
 one level down, with the aie / aiex dialect bindings, because IRON's runtime chains cannot say
@@ -27,7 +27,7 @@ from aie.dialects import aie, aiex
 from aie.dialects._aie_enum_gen import DMAChannelDir, LockAction
 from aie.iron import Acquire, Bd, Release, tile_dma_chain
 
-from npustream.npu.column_program import Await, ColumnRun, DmaTask, Push, SetLock, WriteDescriptor
+from npustream.npu.program.column import Await, ColumnRun, DmaTask, Push, SetLock, WriteDescriptor
 
 
 def iterates(task: DmaTask) -> bool:
@@ -59,7 +59,9 @@ def emit_task(column, task: DmaTask, bd_ids: tuple[int, ...], host: dict):
     direction = DMAChannelDir.MM2S if task.direction == "MM2S" else DMAChannelDir.S2MM
     if task.tile == "mem" and not iterates(task):
         bds = [_iron_bd(column, bd, bd_id) for bd, bd_id in zip(task.bds, bd_ids, strict=True)]
-        return tile_dma_chain(column.mem, direction, task.channel_index, bds, repeat_count=task.repeat, wait=True)
+        return tile_dma_chain(
+            column.mem, direction, task.channel_index, bds, repeat_count=task.repeat, wait=True
+        )
     return DialectTask(column, task, direction, bd_ids, host)
 
 
@@ -72,8 +74,15 @@ def _pattern(bd) -> dict:
 def _iron_bd(column, bd, bd_id: int) -> Bd:
     acquires = [Acquire(column.mem_locks[bd.acquire.lock], value=bd.acquire.value)] if bd.acquire else []
     releases = [Release(column.mem_locks[bd.release.lock], value=bd.release.value)] if bd.release else []
-    return Bd(column.ring, offset=bd.offset, length=bd.length, acquires=acquires, releases=releases, bd_id=bd_id,
-              **_pattern(bd))
+    return Bd(
+        column.ring,
+        offset=bd.offset,
+        length=bd.length,
+        acquires=acquires,
+        releases=releases,
+        bd_id=bd_id,
+        **_pattern(bd),
+    )
 
 
 class DialectTask:
@@ -82,8 +91,9 @@ class DialectTask:
 
     def __init__(self, column, task: DmaTask, direction, bd_ids: tuple[int, ...], host: dict):
         tile = column.shim if task.tile == "shim" else column.mem
-        self.op = aiex.dma_configure_task(tile.op, direction, task.channel_index, issue_token=True,
-                                          repeat_count=task.repeat)
+        self.op = aiex.dma_configure_task(
+            tile.op, direction, task.channel_index, issue_token=True, repeat_count=task.repeat
+        )
         with aie.bds(self.op) as blocks:
             for i, (bd, bd_id) in enumerate(zip(task.bds, bd_ids, strict=True)):
                 with blocks[i]:
@@ -98,7 +108,9 @@ class DialectTask:
     def _bd(column, bd, bd_id: int, host: dict) -> None:
         buffer = column.ring.op if bd.buffer == "mem" else host[bd.buffer].op
         if bd.acquire:
-            aie.use_lock(column.mem_locks[bd.acquire.lock].op, LockAction.AcquireGreaterEqual, value=bd.acquire.value)
+            aie.use_lock(
+                column.mem_locks[bd.acquire.lock].op, LockAction.AcquireGreaterEqual, value=bd.acquire.value
+            )
         size, stride, current = bd.iteration
         iteration = {"iteration": (size, stride, current)} if size > 1 else {}
         aie.dma_bd(buffer, offset=bd.offset, transfer_len=bd.length, bd_id=bd_id, **_pattern(bd), **iteration)

@@ -15,14 +15,15 @@ follow=True to wait for the next stream instead (a restarted daemon: a NewStream
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, Union
+from typing import Any, ClassVar
 
 import zmq
 
 from npustream.errors import NpustreamError
-from npustream.stream import control, messages
-from npustream.stream.config import default_ctl, default_pub
+from npustream.protocol import control, messages
+from npustream.protocol.endpoints import default_ctl, default_pub
 
 END_STATES = ("stopping", "source_ended")
 
@@ -95,22 +96,44 @@ class NewStream(_NotACaption):
     stream_id: str  # the daemon restarted: seq starts over
 
 
-Event = Union[Caption, Gap, Status, Heartbeat, NewStream]
+Event = Caption | Gap | Status | Heartbeat | NewStream
 
 
 def caption_from(message: dict[str, Any], from_snapshot: bool = False) -> Caption:
-    words = tuple(WordTiming(w["word"], w["start"], w["end"], w["probability"]) for w in message.get("words", ()))
-    return Caption(kind="final" if message["type"] == messages.FINAL else "partial", text=message["text"],
-                   start=message["start"], end=message["end"], segment_id=message["segment_id"],
-                   revision=message.get("revision"), segment_end=bool(message.get("segment_end")), words=words,
-                   seq=message["seq"], stream_id=message["stream_id"], stream_start=message["stream_start"],
-                   time=message["time"], from_snapshot=from_snapshot, raw=message)
+    words = tuple(
+        WordTiming(w["word"], w["start"], w["end"], w["probability"]) for w in message.get("words", ())
+    )
+    return Caption(
+        kind="final" if message["type"] == messages.FINAL else "partial",
+        text=message["text"],
+        start=message["start"],
+        end=message["end"],
+        segment_id=message["segment_id"],
+        revision=message.get("revision"),
+        segment_end=bool(message.get("segment_end")),
+        words=words,
+        seq=message["seq"],
+        stream_id=message["stream_id"],
+        stream_start=message["stream_start"],
+        time=message["time"],
+        from_snapshot=from_snapshot,
+        raw=message,
+    )
 
 
 class Subscriber:
-    def __init__(self, endpoint: str | None = None, control_endpoint: str | None = None, *,
-                 snapshot: bool = True, status: bool = False, heartbeats: bool = False,
-                 follow: bool = False, connect_timeout: float = 5.0, rcvhwm: int = 10000):
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        control_endpoint: str | None = None,
+        *,
+        snapshot: bool = True,
+        status: bool = False,
+        heartbeats: bool = False,
+        follow: bool = False,
+        connect_timeout: float = 5.0,
+        rcvhwm: int = 10000,
+    ):
         self.endpoint = endpoint or default_pub()
         self.control_endpoint = control_endpoint or default_ctl()
         self.snapshot, self.want_status, self.want_heartbeats = snapshot, status, heartbeats
@@ -123,7 +146,7 @@ class Subscriber:
         self._ready: list[Event] = []
 
     # -- connection ---------------------------------------------------------------------------
-    def connect(self) -> "Subscriber":
+    def connect(self) -> Subscriber:
         if self._sock is not None:
             return self
         self._sock = zmq.Context.instance().socket(zmq.SUB)
@@ -136,8 +159,10 @@ class Subscriber:
         first = self._recv(self.connect_timeout)
         if first is None:
             self.close()
-            raise control.DaemonUnreachable(f"no npustream daemon is publishing on {self.endpoint} "
-                                            f"(nothing received in {self.connect_timeout:g} s)")
+            raise control.DaemonUnreachable(
+                f"no npustream daemon is publishing on {self.endpoint} "
+                f"(nothing received in {self.connect_timeout:g} s)"
+            )
         self._start_stream(first)
         return self
 
@@ -150,7 +175,9 @@ class Subscriber:
             if not snap.get("ok"):
                 raise NpustreamError(f"snapshot refused by the daemon: {snap.get('error')}")
             if snap["stream_id"] != self.stream_id:
-                raise NpustreamError(f"{self.control_endpoint} belongs to another daemon than {self.endpoint}")
+                raise NpustreamError(
+                    f"{self.control_endpoint} belongs to another daemon than {self.endpoint}"
+                )
             for m in snap["finals"] + ([snap["partial"]] if snap["partial"] else []):
                 self._ready.append(caption_from(m, from_snapshot=True))
             self.last_seq = max(self.last_seq, snap["seq"])
@@ -162,7 +189,7 @@ class Subscriber:
             self._sock.close()
             self._sock = None
 
-    def __enter__(self) -> "Subscriber":
+    def __enter__(self) -> Subscriber:
         return self.connect()
 
     def __exit__(self, *exc) -> None:

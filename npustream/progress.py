@@ -21,7 +21,7 @@ class Progress:
         text = f"{self.label} {share:4.0%} {done:.1f}/{self.total:.1f} {self.unit} ({elapsed:.1f} s elapsed)"
         if self.tty:
             bar = "#" * int(share * 30)
-            self.stream.write(f"\r{self.label} [{bar:<30}] {text[len(self.label) + 1:]}")
+            self.stream.write(f"\r{self.label} [{bar:<30}] {text[len(self.label) + 1 :]}")
             self.stream.flush()
         elif int(share * 10) > self._last_tenth:
             self._last_tenth = int(share * 10)

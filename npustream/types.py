@@ -1,4 +1,5 @@
-"""Plain result types shared by the decoder, the file transcriber and the streaming daemon."""
+"""Plain result types shared by the decoder, the file transcriber, the streaming daemon and the
+wire protocol: words and segments with their times, and the caption events the daemon publishes."""
 
 from __future__ import annotations
 
@@ -35,3 +36,16 @@ class Transcript:
     @property
     def text(self) -> str:
         return "".join(s.text for s in self.segments).strip()
+
+
+@dataclass(frozen=True)
+class CaptionEvent:
+    kind: str  # "final" or "partial"
+    segment_id: int
+    words: tuple[Word, ...]
+    revision: int = 0  # partials: 1, 2, ... within the segment
+    segment_end: bool = False  # finals: this one closes the utterance
+
+    @property
+    def text(self) -> str:
+        return "".join(w.word for w in self.words).strip()

@@ -90,13 +90,15 @@ def base_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def jfk_mel(audio_dir: Path):
     """The encoder input for the 11 s JFK clip: one 30 s window of log-mel features."""
-    from npustream.audio import load_audio
-    from npustream.features import window_features
+    from npustream.asr.audio import load_audio
+    from npustream.asr.features import window_features
 
     return window_features(load_audio(audio_dir / "jfk.flac"))
 
 
-IRON_DESIGN = ("encoder_column", "iron_sequence", "iron_column", "iron_core", "build")
+IRON_DESIGN = tuple(
+    f"mlir.{name}" for name in ("encoder_column", "iron_sequence", "iron_column", "iron_core", "build")
+)
 
 
 @pytest.fixture(scope="module")
@@ -107,13 +109,12 @@ def iron():
         pytest.skip("mlir-aie is installed: tests/test_npu_resources.py resolves the design with it")
     except ImportError:
         pass
-    from npustream.npu import iron_double
+    from doubles.iron import base as iron_double
+    from doubles.iron.install import install
 
     saved = {k: v for k, v in sys.modules.items() if k == "aie" or k.startswith("aie.")}
-    iron_double.install()
-    sys.path.insert(0, str(REPO_ROOT / "mlir"))
-    yield iron_double, importlib.import_module("encoder_column")
-    sys.path.remove(str(REPO_ROOT / "mlir"))
+    install()
+    yield iron_double, importlib.import_module("mlir.encoder_column")
     for name in IRON_DESIGN:
         sys.modules.pop(name, None)
     for k in [k for k in sys.modules if k == "aie" or k.startswith("aie.")]:

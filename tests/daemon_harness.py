@@ -15,7 +15,7 @@ from pathlib import Path
 
 import zmq
 
-from npustream.stream.messages import decode
+from npustream.protocol.messages import decode
 
 READY_TIMEOUT = 180.0  # model load on a busy 2-core machine, first run assembles the model
 
@@ -98,8 +98,9 @@ class Recorder(threading.Thread):
             if found is not None:
                 return found
             time.sleep(0.05)
-        raise AssertionError(f"no {what} within {timeout:g} s; last messages: "
-                             f"{json.dumps(self.messages[-5:])[:1500]}")
+        raise AssertionError(
+            f"no {what} within {timeout:g} s; last messages: {json.dumps(self.messages[-5:])[:1500]}"
+        )
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -107,8 +108,13 @@ class Recorder(threading.Thread):
 
 
 class Daemon:
-    def __init__(self, tmp_path: Path, args: list[str], env: dict[str, str] | None = None,
-                 watchdog_usec: int | None = None):
+    def __init__(
+        self,
+        tmp_path: Path,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        watchdog_usec: int | None = None,
+    ):
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.pub = f"ipc://{tmp_path}/captions.sock"
         self.ctl = f"ipc://{tmp_path}/control.sock"
@@ -121,9 +127,12 @@ class Daemon:
             full_env["WATCHDOG_USEC"] = str(watchdog_usec)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "npustream", "run", "--pub", self.pub, "--ctl", self.ctl,
-                 *args], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log,
-                env=full_env)
+                [sys.executable, "-m", "npustream", "run", "--pub", self.pub, "--ctl", self.ctl, *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=full_env,
+            )
 
     def wait_ready(self) -> list[dict[str, str]]:
         """Notify messages up to and including READY=1."""

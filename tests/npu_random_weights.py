@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from npustream.model.dims import WhisperDims
-from npustream.npu.layout import NpuWeights, from_float32
+from npustream.npu.ops.weights import NpuWeights, from_float32
 
 TINY = WhisperDims(80, 1500, 384, 6, 4, 51864, 448, 384, 6, 4)
 
@@ -25,8 +25,14 @@ def random_weights(dims: WhisperDims = TINY, seed: int = 0) -> NpuWeights:
     def norm(scope: str) -> None:
         w[scope + "/gamma"], w[scope + "/beta"] = 1 + normal(d, scale=0.1), normal(d, scale=0.1)
 
-    w["encoder/conv1/weight"], w["encoder/conv1/bias"] = normal(d, m, 3, scale=(3 * m) ** -0.5), normal(d, scale=0.02)
-    w["encoder/conv2/weight"], w["encoder/conv2/bias"] = normal(d, d, 3, scale=(3 * d) ** -0.5), normal(d, scale=0.02)
+    w["encoder/conv1/weight"], w["encoder/conv1/bias"] = (
+        normal(d, m, 3, scale=(3 * m) ** -0.5),
+        normal(d, scale=0.02),
+    )
+    w["encoder/conv2/weight"], w["encoder/conv2/bias"] = (
+        normal(d, d, 3, scale=(3 * d) ** -0.5),
+        normal(d, scale=0.02),
+    )
     w["encoder/position_encodings/encodings"] = normal(dims.n_audio_ctx, d, scale=0.1)
     for i in range(dims.n_audio_layer):
         p = f"encoder/layer_{i}/"

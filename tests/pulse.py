@@ -31,15 +31,25 @@ SINK = "npumic"
 FIXED_SINK = "to_jack"
 FIXED_DEVICE = "fixed_rate_mic"
 TOOLS = ("pulseaudio", "pactl", "paplay")
-APT_HINT = ("apt-get install pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 "
-            "jackd2 pulseaudio-module-jack (scripts/setup installs them)")
+APT_HINT = (
+    "apt-get install pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 "
+    "jackd2 pulseaudio-module-jack (scripts/setup installs them)"
+)
 
 
 def missing_tools(fixed_rate: bool = False) -> list[str]:
-    missing = [tool for tool in TOOLS + (("jackd", "jack_lsp") if fixed_rate else ()) if shutil.which(tool) is None]
-    if not any(Path(d, "libasound_module_pcm_pulse.so").exists()
-               for d in ("/usr/lib/x86_64-linux-gnu/alsa-lib", "/usr/lib/aarch64-linux-gnu/alsa-lib",
-                         "/usr/lib64/alsa-lib", "/usr/lib/alsa-lib")):
+    missing = [
+        tool for tool in TOOLS + (("jackd", "jack_lsp") if fixed_rate else ()) if shutil.which(tool) is None
+    ]
+    if not any(
+        Path(d, "libasound_module_pcm_pulse.so").exists()
+        for d in (
+            "/usr/lib/x86_64-linux-gnu/alsa-lib",
+            "/usr/lib/aarch64-linux-gnu/alsa-lib",
+            "/usr/lib64/alsa-lib",
+            "/usr/lib/alsa-lib",
+        )
+    ):
         missing.append("ALSA pulse plugin (libasound2-plugins)")
     return missing
 
@@ -55,8 +65,9 @@ def terminate(proc: subprocess.Popen) -> None:
 
 
 class PulseServer:
-    def __init__(self, root: Path, sink_rate: int = 48000, channels: int = 2,
-                 fixed_rate: int | None = None) -> None:
+    def __init__(
+        self, root: Path, sink_rate: int = 48000, channels: int = 2, fixed_rate: int | None = None
+    ) -> None:
         self.root = Path(root)
         self.runtime = self.root / "runtime"
         self.socket = self.runtime / "pulse" / "native"
@@ -73,8 +84,12 @@ class PulseServer:
             f"load-module module-null-sink sink_name={SINK} rate={sink_rate} channels={channels}\n"
             f"set-default-sink {SINK}\n"
             f"set-default-source {SINK}.monitor\n"
-            + (f"load-module module-jack-sink sink_name={FIXED_SINK} client_name={FIXED_SINK} "
-               f"connect=0 channels={channels}\n" if self.jack else "")
+            + (
+                f"load-module module-jack-sink sink_name={FIXED_SINK} client_name={FIXED_SINK} "
+                f"connect=0 channels={channels}\n"
+                if self.jack
+                else ""
+            )
         )
 
     @property
@@ -90,17 +105,32 @@ class PulseServer:
     def start(self, timeout: float = 20.0) -> None:
         if self.jack and not self.jack.running:
             self.jack.start()
-        env = {**os.environ, **(self.jack.client_env if self.jack else {}), "HOME": str(self.root / "home"), "XDG_RUNTIME_DIR": str(self.runtime),
-               "XDG_CONFIG_HOME": str(self.root / "home" / ".config")}
+        env = {
+            **os.environ,
+            **(self.jack.client_env if self.jack else {}),
+            "HOME": str(self.root / "home"),
+            "XDG_RUNTIME_DIR": str(self.runtime),
+            "XDG_CONFIG_HOME": str(self.root / "home" / ".config"),
+        }
         env.pop("PULSE_SERVER", None)
         # Real-time/high priority as on a desktop (pulseaudio falls back quietly where the
         # system does not allow it): the capture must not break up on a loaded machine.
-        cmd = ["pulseaudio", "-n", "--daemonize=no", "--system=no", "--exit-idle-time=-1",
-               "--use-pid-file=no", "--realtime=yes", "--high-priority=yes", "--disallow-exit",
-               "--log-target=stderr", "-F", str(self.root / "server.pa")]
+        cmd = [
+            "pulseaudio",
+            "-n",
+            "--daemonize=no",
+            "--system=no",
+            "--exit-idle-time=-1",
+            "--use-pid-file=no",
+            "--realtime=yes",
+            "--high-priority=yes",
+            "--disallow-exit",
+            "--log-target=stderr",
+            "-F",
+            str(self.root / "server.pa"),
+        ]
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -122,8 +152,14 @@ class PulseServer:
         return self.proc is not None and self.proc.poll() is None
 
     def pactl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(["pactl", *args], env={**os.environ, **self.client_env},
-                              capture_output=True, text=True, timeout=20, check=check)
+        return subprocess.run(
+            ["pactl", *args],
+            env={**os.environ, **self.client_env},
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=check,
+        )
 
     def play(self, path: str | Path, sink: str = SINK) -> subprocess.Popen:
         """Start playing a sound file into a virtual microphone (real time). The file is first
@@ -133,9 +169,12 @@ class PulseServer:
         if not wav.exists():
             audio, rate = soundfile.read(path, dtype="float32")
             soundfile.write(wav, audio, rate, subtype="PCM_16")
-        return subprocess.Popen(["paplay", f"--device={sink}", str(wav)],
-                                env={**os.environ, **self.client_env},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            ["paplay", f"--device={sink}", str(wav)],
+            env={**os.environ, **self.client_env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
 
     def recording_rates(self) -> list[int]:
         """Sample rates of the streams currently recording from the server (one per client)."""
@@ -184,8 +223,11 @@ class JackServer:
 
     @property
     def client_env(self) -> dict[str, str]:
-        return {"JACK_DEFAULT_SERVER": self.name, "JACK_NO_AUDIO_RESERVATION": "1",
-                "XDG_CONFIG_HOME": str(self.root / "xdg-config")}
+        return {
+            "JACK_DEFAULT_SERVER": self.name,
+            "JACK_NO_AUDIO_RESERVATION": "1",
+            "XDG_CONFIG_HOME": str(self.root / "xdg-config"),
+        }
 
     @property
     def running(self) -> bool:
@@ -205,13 +247,37 @@ class JackServer:
         env = {**os.environ, **self.client_env}
         with open(self.root / "jackd.log", "ab") as log:
             self.proc = subprocess.Popen(
-                ["jackd", *realtime, "-n", self.name, "-d", "dummy", "-r", str(self.rate),
-                 "-p", "4096", "-C", "2", "-P", "2"],
-                env=env, stdout=log, stderr=log, start_new_session=True)
+                [
+                    "jackd",
+                    *realtime,
+                    "-n",
+                    self.name,
+                    "-d",
+                    "dummy",
+                    "-r",
+                    str(self.rate),
+                    "-p",
+                    "4096",
+                    "-C",
+                    "2",
+                    "-P",
+                    "2",
+                ],
+                env=env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.proc.poll() is None:
-            lsp = subprocess.run(["jack_lsp", "-s", self.name], env=env, capture_output=True,
-                                 text=True, timeout=20, check=False)
+            lsp = subprocess.run(
+                ["jack_lsp", "-s", self.name],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
+            )
             if "system:capture_1" in lsp.stdout:
                 return True
             time.sleep(0.1)

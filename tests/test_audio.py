@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from npustream.audio import (
+from npustream.asr.audio import (
     N_SAMPLES,
     SAMPLE_RATE,
     StreamResampler,
@@ -16,8 +16,8 @@ from npustream.audio import (
     resample,
     validate_pcm,
 )
+from npustream.asr.features import log_mel_spectrogram, mel_filters
 from npustream.errors import AudioError
-from npustream.features import log_mel_spectrogram, mel_filters
 
 
 @pytest.fixture
@@ -101,9 +101,7 @@ def test_stream_resampler_has_no_seams(from_sr, block):
 
 def test_pcm16_to_float32():
     samples = np.array([0, 16384, -32768, 32767], dtype="<i2")
-    np.testing.assert_array_equal(
-        pcm16_to_float32(samples.tobytes()), [0.0, 0.5, -1.0, 32767 / 32768]
-    )
+    np.testing.assert_array_equal(pcm16_to_float32(samples.tobytes()), [0.0, 0.5, -1.0, 32767 / 32768])
     stereo = np.array([16384, -16384, 8192, 8192], dtype="<i2").tobytes()
     np.testing.assert_array_equal(pcm16_to_float32(stereo, channels=2), [0.0, 0.25])
     with pytest.raises(AudioError, match="not a whole number"):

@@ -63,8 +63,9 @@ def test_round_trip_all_dtypes(tmp_path):
     }
     aliases = {"dec/projection/weight": "enc/weight"}
     path = tmp_path / "model.bin"
-    ct2_reader.write_model_bin(path, arrays, spec_name="TestSpec", spec_revision=7,
-                               aliases=aliases, dtypes={"enc/bf16": "bfloat16"})
+    ct2_reader.write_model_bin(
+        path, arrays, spec_name="TestSpec", spec_revision=7, aliases=aliases, dtypes={"enc/bf16": "bfloat16"}
+    )
     model = ct2_reader.read_model_bin(path)
 
     assert (model.binary_version, model.spec_name, model.spec_revision) == (6, "TestSpec", 7)
@@ -78,14 +79,17 @@ def test_round_trip_all_dtypes(tmp_path):
     assert model.scalar("enc/eps") == np.float32(1e-5)
     # An alias also names the target's scale, as in CTranslate2's loader.
     assert model.resolve("dec/projection/weight_scale") == "enc/weight_scale"
-    assert np.array_equal(model.float32("dec/projection/weight"),
-                          arrays["enc/weight"] / arrays["enc/weight_scale"][:, None, None])
+    assert np.array_equal(
+        model.float32("dec/projection/weight"),
+        arrays["enc/weight"] / arrays["enc/weight_scale"][:, None, None],
+    )
     assert np.abs(model.float32("enc/bf16") - values).max() <= np.abs(values).max() * 2**-8
     assert np.array_equal(model.float32("enc/f16"), arrays["enc/f16"].astype(np.float32))
 
     again = tmp_path / "again.bin"
-    ct2_reader.write_model_bin(again, model.arrays, spec_name="TestSpec", spec_revision=7,
-                               aliases=model.aliases, dtypes=model.dtypes)
+    ct2_reader.write_model_bin(
+        again, model.arrays, spec_name="TestSpec", spec_revision=7, aliases=model.aliases, dtypes=model.dtypes
+    )
     assert again.read_bytes() == path.read_bytes()
 
 
@@ -109,9 +113,18 @@ def test_bad_files_fail_clearly(tmp_path):
 def test_real_base_model(base, base_dir):
     assert (base.binary_version, base.spec_name, base.spec_revision) == (6, "WhisperSpec", 3)
     d = base.dims
-    assert (d.n_mels, d.n_audio_ctx, d.n_audio_state, d.n_audio_head, d.n_audio_layer,
-            d.n_vocab, d.n_text_ctx, d.n_text_state, d.n_text_head, d.n_text_layer) == (
-        80, 1500, 512, 8, 6, 51865, 448, 512, 8, 6)
+    assert (
+        d.n_mels,
+        d.n_audio_ctx,
+        d.n_audio_state,
+        d.n_audio_head,
+        d.n_audio_layer,
+        d.n_vocab,
+        d.n_text_ctx,
+        d.n_text_state,
+        d.n_text_head,
+        d.n_text_layer,
+    ) == (80, 1500, 512, 8, 6, 51865, 448, 512, 8, 6)
     assert base.aliases == {"decoder/projection/weight": "decoder/embeddings/weight"}
     assert base.config["alignment_heads"][0] == [3, 1]
     # Every array is a view into one read-only mapping of model.bin: nothing copied.
@@ -136,8 +149,10 @@ def test_reference_encoder_matches_ctranslate2(base, base_dir, mel):
     assert ours.shape == theirs.shape == (1, 1500, 512) and ours.dtype == np.float32
     max_abs = float(np.abs(ours - theirs).max())
     cosine = frame_cosine(ours[0], theirs[0])
-    print(f"base encoder vs ctranslate2 float32: max abs {max_abs:.3g} "
-          f"(output max {np.abs(theirs).max():.3g}), min frame cosine {cosine.min():.8f}")
+    print(
+        f"base encoder vs ctranslate2 float32: max abs {max_abs:.3g} "
+        f"(output max {np.abs(theirs).max():.3g}), min frame cosine {cosine.min():.8f}"
+    )
     assert max_abs < 5e-3  # measured 5.0e-4
     assert cosine.min() > 0.99999  # measured 0.99999976
 
@@ -160,9 +175,14 @@ def derived_model(base, base_dir, out_dir, convert) -> Path:
                     dtypes[new_name] = dtype
         else:
             arrays[name] = value
-    ct2_reader.write_model_bin(out_dir / "model.bin", arrays, spec_name=base.spec_name,
-                               spec_revision=base.spec_revision, aliases=base.aliases,
-                               dtypes=dtypes)
+    ct2_reader.write_model_bin(
+        out_dir / "model.bin",
+        arrays,
+        spec_name=base.spec_name,
+        spec_revision=base.spec_revision,
+        aliases=base.aliases,
+        dtypes=dtypes,
+    )
     return out_dir
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from npustream.audio import load_audio
-from npustream.npu import pyxrt_double as dbl
-from npustream.npu.layout import load_npu_weights
-from npustream.npu.manifest import load_manifest
-from npustream.npu.params import PRESETS
-from npustream.npu.pyxrt_double_build import emulated_program, write_stand_in_build
-from npustream.npu.scheduler import choose
-from npustream.recognizer import Recognizer, RecognizerConfig
-from npustream.wer import wer
+from doubles import pyxrt as dbl
+from doubles.pyxrt_build import emulated_program, write_stand_in_build
+from npustream.asr.audio import load_audio
+from npustream.asr.recognizer import Recognizer, RecognizerConfig
+from npustream.npu.ops.params import PRESETS
+from npustream.npu.ops.weights import load_npu_weights
+from npustream.npu.predict.scheduler import choose
+from npustream.npu.run.manifest import load_manifest
+from tools.wer import wer
 
 
 @pytest.mark.slow
@@ -28,8 +28,13 @@ def test_npu_failing_mid_stream_falls_back_without_losing_the_window(tmp_path, a
     plan = choose(weights.dims, weights.tiles, PRESETS["phoenix"], plan="pipeline").plan
     write_stand_in_build(tmp_path, plan, weights)
     device = dbl.FakeNpu(emulated_program(load_manifest(tmp_path)))
-    recognizer.engine = NpuEngine(recognizer.model_dir, plan="pipeline", build_dir=tmp_path,
-                                  pyxrt=dbl.make_pyxrt(device), device_node=None)
+    recognizer.engine = NpuEngine(
+        recognizer.model_dir,
+        plan="pipeline",
+        build_dir=tmp_path,
+        pyxrt=dbl.make_pyxrt(device),
+        device_node=None,
+    )
     recognizer.fallback_reason = None
     audio = load_audio(audio_dir / "libri_1.flac")
     reference = transcripts["libri_1.flac"]["text"]

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npustream.audio import N_FRAMES, N_SAMPLES
-from npustream.features import log_mel_spectrogram, mel_filters, window_features
+from npustream.asr.audio import N_FRAMES, N_SAMPLES
+from npustream.asr.features import log_mel_spectrogram, mel_filters, window_features
 
 # The reference README: a faithful numpy port matches to about 4e-5; 1e-4 is safe.
 ATOL = 1e-4

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from npustream.errors import ConfigError
-from npustream.formats import FORMATS, format_timestamp, render
+from npustream.transcribe.formats import FORMATS, format_timestamp, render
 from npustream.types import Segment, Transcript, Word
 
 
@@ -25,7 +25,9 @@ TRANSCRIPT = Transcript(
         segment(0.0, 2.5, " And so, my fellow Americans,"),
         segment(2.5, 4.0, " ", no_speech_prob=0.9),  # nothing said: no cue, no line
         segment(
-            3723.0004, 3725.4996, " Q&A: x --> y <b>",
+            3723.0004,
+            3725.4996,
+            " Q&A: x --> y <b>",
             words=(Word(3723.0004, 3724.0, " Q&A:", 0.75), Word(3724.0, 3725.4996, " x", 0.5)),
         ),
     ),

@@ -1,5 +1,5 @@
 """The kernels' portable C++ paths (kernels/, built with g++ by host_kernels) against the
-emulator's numerics (npustream/npu/numerics.py).
+emulator's numerics (npustream/npu/ops/numerics.py).
 
 Bit-exact where both do the same operations in the same order: bf16 conversion, LayerNorm
 (both sum in numpy's pairwise order), the matmul epilogue and attention when every fp32 sum is
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from npustream.errors import EngineError
-from npustream.npu import host_kernels as hk
-from npustream.npu import numerics as nu
+from npustream.npu.ops import numerics as nu
+from tools import host_kernels as hk
 
 F32 = np.float32
 
@@ -46,8 +46,10 @@ def agreement(name: str, got: np.ndarray, want: np.ndarray, fp32: bool = False) 
         g, w = _ordered(nu.to_bf16_bits(got), 1 << 15), _ordered(nu.to_bf16_bits(want), 1 << 15)
     ulps = np.abs(g - w)[~nan]
     exact, worst = float((ulps == 0).mean()) if ulps.size else 1.0, int(ulps.max(initial=0))
-    print(f"\n{name}: {int((ulps == 0).sum())}/{ulps.size} bit-exact ({exact:.4%}), max {worst} "
-          f"{'fp32' if fp32 else 'bf16'} ulp")
+    print(
+        f"\n{name}: {int((ulps == 0).sum())}/{ulps.size} bit-exact ({exact:.4%}), max {worst} "
+        f"{'fp32' if fp32 else 'bf16'} ulp"
+    )
     return exact, worst
 
 
@@ -123,11 +125,16 @@ def test_bf16_conversion_matches_numerics_on_every_kind_of_float(rng):
         (0x3F807FFF, 0x3F80),  # just below the tie
         (0x7F7F7FFF, 0x7F7F),  # largest finite bf16
         (0x7F7F8000, 0x7F80),  # tie above the largest finite: to even, which is inf
-        (0x7F800000, 0x7F80), (0xFF800000, 0xFF80),  # +-inf
-        (0x7F800001, 0x7FC0), (0xFF800001, 0xFFC0),  # NaN with only low payload bits stays NaN
-        (0xFFFFFFFF, 0xFFFF), (0x7FC00000, 0x7FC0),
+        (0x7F800000, 0x7F80),
+        (0xFF800000, 0xFF80),  # +-inf
+        (0x7F800001, 0x7FC0),
+        (0xFF800001, 0xFFC0),  # NaN with only low payload bits stays NaN
+        (0xFFFFFFFF, 0xFFFF),
+        (0x7FC00000, 0x7FC0),
         (0x80000000, 0x8000),  # -0
-        (0x00000001, 0x0000), (0x00008000, 0x0000), (0x00018000, 0x0002),  # subnormal ties
+        (0x00000001, 0x0000),
+        (0x00008000, 0x0000),
+        (0x00018000, 0x0002),  # subnormal ties
         (0x807FFFFF, 0x8080),  # largest negative subnormal rounds up to the smallest normal
     ],
 )
@@ -156,8 +163,31 @@ def test_exp_f32_within_one_ulp_of_correctly_rounded(rng):
     assert agreement("exp_f32 at the ends of the range", hk.exp_f32(special), want, fp32=True)[1] <= 1
 
 
-GELU_HARD = [0.0, -0.0, 1e-30, -1e-30, 1e-40, -1e-40, 0.5, -0.5, 3.0, -3.0, 10.0, -10.0, 13.0, -13.0,
-             20.0, -20.0, 1e30, -1e30, 3.3e38, -3.3e38, np.inf, -np.inf, np.nan]
+GELU_HARD = [
+    0.0,
+    -0.0,
+    1e-30,
+    -1e-30,
+    1e-40,
+    -1e-40,
+    0.5,
+    -0.5,
+    3.0,
+    -3.0,
+    10.0,
+    -10.0,
+    13.0,
+    -13.0,
+    20.0,
+    -20.0,
+    1e30,
+    -1e30,
+    3.3e38,
+    -3.3e38,
+    np.inf,
+    -np.inf,
+    np.nan,
+]
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numerics' overflow and NaN, on purpose
@@ -229,7 +259,9 @@ def test_layernorm_bit_exact_on_random_rows(rng, d):
 def test_layernorm_hard_rows(rng):
     d = 512
     rows = [
-        np.full(d, 3.25), np.full(d, -1e20), np.zeros(d),  # constant: var 0, y = beta
+        np.full(d, 3.25),
+        np.full(d, -1e20),
+        np.zeros(d),  # constant: var 0, y = beta
         rng.standard_normal(d) * 1e30,  # squares overflow: var inf, rstd 0
         rng.standard_normal(d) * 1e-39,  # subnormal values: var far below eps
         np.where(np.arange(d) == 17, 1e4, 1.0),  # one outlier

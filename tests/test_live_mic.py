@@ -15,10 +15,17 @@ import pytest
 import soundfile as sf
 import soxr
 from daemon_harness import Daemon
-from pulse import FIXED_DEVICE, FIXED_SINK, SINK, PulseServer, fixed_rate_pulse, pulse  # noqa: F401 (fixtures)
+from pulse import (  # noqa: F401 (fixtures)
+    FIXED_DEVICE,
+    FIXED_SINK,
+    SINK,
+    PulseServer,
+    fixed_rate_pulse,
+    pulse,
+)
 
-from npustream.stream.control import request
-from npustream.wer import wer
+from npustream.protocol.control import request
+from tools.wer import wer
 
 CAPTURE_SCRIPT = textwrap.dedent("""
     import sys, threading, time, numpy as np, sounddevice as sd
@@ -48,13 +55,24 @@ def best_alignment(recorded: np.ndarray, source: np.ndarray) -> tuple[int, float
     return lag, float(np.corrcoef(segment, source)[0, 1])
 
 
-def record_while_playing(server: PulseServer, source_path, rate: int, seconds: float, out,
-                         device: str | None = None, sink: str = SINK) -> np.ndarray:
+def record_while_playing(
+    server: PulseServer,
+    source_path,
+    rate: int,
+    seconds: float,
+    out,
+    device: str | None = None,
+    sink: str = SINK,
+) -> np.ndarray:
     """Capture `seconds` from the device with sounddevice in a fresh process while the file plays."""
     args = [sys.executable, "-c", CAPTURE_SCRIPT, str(rate), str(seconds), str(out)]
-    recorder = subprocess.Popen(args + ([device] if device else []),
-                                env={**os.environ, **server.client_env},
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    recorder = subprocess.Popen(
+        args + ([device] if device else []),
+        env={**os.environ, **server.client_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert recorder.stdout.readline().strip() == "recording", recorder.stderr.read()
         if device is None:  # a PulseAudio client: the server shows the rate PortAudio opened
@@ -75,11 +93,13 @@ def speech_at(audio_dir, rate: int) -> tuple[object, np.ndarray]:
 
 @pytest.mark.parametrize("rate", [16000, 48000])
 def test_sounddevice_hears_what_is_played_into_the_virtual_microphone(
-    pulse, audio_dir, tmp_path, rate  # noqa: F811 (fixture)
+    pulse,
+    audio_dir,
+    tmp_path,
+    rate,  # noqa: F811 (fixture)
 ):
     path, source = speech_at(audio_dir, rate)
-    recorded = record_while_playing(pulse, path, rate, len(source) / rate + 2.0,
-                                    tmp_path / "recorded.npy")
+    recorded = record_while_playing(pulse, path, rate, len(source) / rate + 2.0, tmp_path / "recorded.npy")
     lag, corr = best_alignment(recorded, source)
     print(f"captured at {rate} Hz: correlation {corr:.4f}, lag {lag / rate:.3f} s")
     # Two resamplings (file -> 48 kHz sink -> capture rate) and float->s16 leave a near copy.
@@ -88,23 +108,38 @@ def test_sounddevice_hears_what_is_played_into_the_virtual_microphone(
 
 
 def test_fixed_rate_microphone_offers_only_its_rate(
-    fixed_rate_pulse, audio_dir, tmp_path  # noqa: F811 (fixture)
+    fixed_rate_pulse,
+    audio_dir,
+    tmp_path,  # noqa: F811 (fixture)
 ):
     """The fixture the daemon's resampling is tested on: 16 kHz is refused, the JACK rate works."""
     rate = fixed_rate_pulse.jack.rate
-    probe = ("import sounddevice as sd, sys\n"
-             "for r in (16000, 44100, 48000):\n"
-             "    try: sd.check_input_settings(device=sys.argv[1], samplerate=r, channels=1)\n"
-             "    except Exception: continue\n"
-             "    print(r)\n")
-    accepted = subprocess.run([sys.executable, "-c", probe, FIXED_DEVICE], capture_output=True,
-                              text=True, timeout=60, check=True,
-                              env={**os.environ, **fixed_rate_pulse.client_env}).stdout.split()
+    probe = (
+        "import sounddevice as sd, sys\n"
+        "for r in (16000, 44100, 48000):\n"
+        "    try: sd.check_input_settings(device=sys.argv[1], samplerate=r, channels=1)\n"
+        "    except Exception: continue\n"
+        "    print(r)\n"
+    )
+    accepted = subprocess.run(
+        [sys.executable, "-c", probe, FIXED_DEVICE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, **fixed_rate_pulse.client_env},
+    ).stdout.split()
     assert accepted == [str(rate)]
     path, source = speech_at(audio_dir, rate)
-    recorded = record_while_playing(fixed_rate_pulse, path, rate, len(source) / rate + 2.0,
-                                    tmp_path / "recorded.npy", device=FIXED_DEVICE,
-                                    sink=FIXED_SINK)
+    recorded = record_while_playing(
+        fixed_rate_pulse,
+        path,
+        rate,
+        len(source) / rate + 2.0,
+        tmp_path / "recorded.npy",
+        device=FIXED_DEVICE,
+        sink=FIXED_SINK,
+    )
     lag, corr = best_alignment(recorded, source)
     print(f"{rate} Hz-only device: correlation {corr:.4f}, lag {lag / rate:.3f} s")
     assert corr > 0.9, f"correlation {corr:.3f} at lag {lag / rate:.2f} s"
@@ -115,8 +150,14 @@ def test_fixed_rate_microphone_offers_only_its_rate(
 MAX_WER = 0.10
 
 
-def caption(daemon: Daemon, server: PulseServer, path, sink: str = SINK,
-            quiet_seconds: float = 6.0, timeout: float = 90.0) -> str:
+def caption(
+    daemon: Daemon,
+    server: PulseServer,
+    path,
+    sink: str = SINK,
+    quiet_seconds: float = 6.0,
+    timeout: float = 90.0,
+) -> str:
     """Play `path` into the microphone; the finals published for it, once the daemon has
     settled: the newest caption is a final (no partial left pending) and none came for
     `quiet_seconds`. Decoding can run seconds behind on a busy machine."""
@@ -142,8 +183,11 @@ def mic_daemon(tmp_path):
 
     def start(server: PulseServer, device: str | None = None) -> Daemon:
         source = f"mic:{device}" if device else "mic"
-        daemon = Daemon(tmp_path / f"daemon{len(started)}", ["--source", source, "--language", "en"],
-                        env=server.client_env)
+        daemon = Daemon(
+            tmp_path / f"daemon{len(started)}",
+            ["--source", source, "--language", "en"],
+            env=server.client_env,
+        )
         started.append(daemon)
         return daemon
 
@@ -166,25 +210,29 @@ def test_daemon_captions_the_live_microphone(pulse, mic_daemon, audio_dir, trans
 
 
 @pytest.mark.slow
-def test_microphone_lost_and_restored_without_a_restart(pulse, mic_daemon, audio_dir,  # noqa: F811
-                                                        transcripts):
+def test_microphone_lost_and_restored_without_a_restart(
+    pulse,
+    mic_daemon,
+    audio_dir,  # noqa: F811
+    transcripts,
+):
     server, daemon = pulse, mic_daemon(pulse)
     daemon.wait_ready()
     assert caption(daemon, server, audio_dir / "libri_1.flac"), "no captions before the fault"
 
     server.stop()  # the microphone vanishes
     lost = daemon.recorder.wait_for(
-        lambda m: m["type"] == "status" and m.get("state") == "source_lost", 15, "source_lost")
+        lambda m: m["type"] == "status" and m.get("state") == "source_lost", 15, "source_lost"
+    )
     assert request(daemon.ctl, "status", timeout=5.0)["source_state"] == "lost"
     time.sleep(3.0)  # gone for a while: retries fail, heartbeats go on
-    beats_while_lost = [m for m in daemon.recorder.of("heartbeat")
-                        if m["received"] > lost["received"] + 0.5]
+    beats_while_lost = [m for m in daemon.recorder.of("heartbeat") if m["received"] > lost["received"] + 0.5]
     assert len(beats_while_lost) >= 2 and beats_while_lost[-1]["source_state"] == "lost"
 
     server.start()  # ... and comes back on the same socket path
     daemon.recorder.wait_for(
-        lambda m: m["type"] == "status" and m.get("state") == "source_restored", 30,
-        "source_restored")
+        lambda m: m["type"] == "status" and m.get("state") == "source_restored", 30, "source_restored"
+    )
     text = caption(daemon, server, audio_dir / "jfk.flac")
     error = wer(transcripts["jfk.flac"]["text"], text)
     print(f"WER after the microphone came back {error:.3f}: {text!r}")
@@ -200,8 +248,12 @@ def test_microphone_lost_and_restored_without_a_restart(pulse, mic_daemon, audio
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fixed_rate_pulse", [48000], indirect=True, ids=["48k-only"])
-def test_daemon_resamples_a_microphone_that_refuses_16k(fixed_rate_pulse, mic_daemon,  # noqa: F811
-                                                        audio_dir, transcripts):
+def test_daemon_resamples_a_microphone_that_refuses_16k(
+    fixed_rate_pulse,
+    mic_daemon,  # noqa: F811
+    audio_dir,
+    transcripts,
+):
     server, daemon = fixed_rate_pulse, mic_daemon(fixed_rate_pulse, FIXED_DEVICE)
     daemon.wait_ready()
     text = caption(daemon, server, audio_dir / "jfk.flac", sink=FIXED_SINK)

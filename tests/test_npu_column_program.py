@@ -13,9 +13,12 @@ import pytest
 from npu_random_weights import random_mels, random_weights
 
 from npustream.model.dims import WhisperDims
-from npustream.npu import numerics
-from npustream.npu.buffers import column_weight_names, pack_weights, plan_layouts
-from npustream.npu.column_program import (
+from npustream.npu.ops import numerics
+from npustream.npu.ops.params import PRESETS
+from npustream.npu.ops.tiles import DEFAULT_TILES
+from npustream.npu.plan.buffers import column_weight_names, pack_weights, plan_layouts
+from npustream.npu.plan.plans import column_runs, make_plan
+from npustream.npu.program.column import (
     MAX_LOCK_VALUE,
     MEM_BDS_PER_PARITY,
     QUEUE_DEPTH,
@@ -23,14 +26,11 @@ from npustream.npu.column_program import (
     Await,
     Push,
     SetLock,
-    column_run,
 )
-from npustream.npu.dma_sim import ColumnSim, Deadlock, simulate_window
-from npustream.npu.emulator import encode_window, prepare_mel, run_op
-from npustream.npu.executor import carry
-from npustream.npu.params import PRESETS
-from npustream.npu.plan import column_runs, make_plan
-from npustream.npu.tiles import DEFAULT_TILES
+from npustream.npu.program.runs import column_run
+from npustream.npu.run.emulator import encode_window, prepare_mel, run_op
+from npustream.npu.run.executor import carry
+from tools.dma_sim import ColumnSim, Deadlock, simulate_window
 
 PHOENIX = PRESETS["phoenix"]
 # small enough to simulate in seconds, shaped to reach every branch of the programs: odd row
@@ -65,7 +65,11 @@ def _check_run(run, layouts, blob_words: int) -> None:
             for bd in task.bds:
                 if bd.buffer != "mem":
                     size, stride, _ = bd.iteration
-                    last = bd.offset + (size - 1) * stride + sum((s - 1) * st for s, st in zip(bd.sizes, bd.strides))
+                    last = (
+                        bd.offset
+                        + (size - 1) * stride
+                        + sum((s - 1) * st for s, st in zip(bd.sizes, bd.strides))
+                    )
                     assert bd.offset >= 0 and last < sizes[bd.buffer], (bd, sizes[bd.buffer])
             pushed.append(op.task)
         elif isinstance(op, Await):
@@ -91,8 +95,11 @@ def test_programs_fit_the_hardware(shape, kind):
             words = blob.size // 4
         else:  # the layout of the weights buffer only matters through offsets: lay them out apart
             names = [t.op.name for t in plan.columns[column]]
-            table = {f"{n}.{part}": (i * (1 << 26), "<u2", ()) for i, n in enumerate(names)
-                     for part in ("wb", "res", "g", "beta")}
+            table = {
+                f"{n}.{part}": (i * (1 << 26), "<u2", ())
+                for i, n in enumerate(names)
+                for part in ("wb", "res", "g", "beta")
+            }
             words = len(names) << 24
         runs = column_runs(plan, column)
         for run in runs if kind == "pipeline" else runs[:12]:  # split: every kind of op appears early
@@ -169,16 +176,27 @@ def test_the_simulator_catches_broken_programs(small_weights):
     ddr, table = _column_buffers(plan, 1, layouts, small_weights)
     number = [t.op.kind for t in plan.columns[1]].index("matmul")
     run = column_run(plan, 1, [number], layouts, table)
-    dropped = next(i for i, op in enumerate(run.ops) if isinstance(op, Push)
-                   and run.tasks[op.task].channel == "b" and run.tasks[op.task].tile == "shim")
-    broken = type(run)(run.tasks, run.ops[:dropped] + [op for op in run.ops[dropped + 1:]
-                                                       if not (isinstance(op, Await) and op.task == run.ops[dropped].task)])
+    dropped = next(
+        i
+        for i, op in enumerate(run.ops)
+        if isinstance(op, Push) and run.tasks[op.task].channel == "b" and run.tasks[op.task].tile == "shim"
+    )
+    broken = type(run)(
+        run.tasks,
+        run.ops[:dropped]
+        + [
+            op
+            for op in run.ops[dropped + 1 :]
+            if not (isinstance(op, Await) and op.task == run.ops[dropped].task)
+        ],
+    )
     with pytest.raises(Deadlock, match="no progress"):
         ColumnSim(plan, broken, {k: v.copy() for k, v in ddr.items()}).run_to_end()
     rng = np.random.default_rng(0)
     for placed in layouts.buffers["in"].tensors.values():
-        placed.view(ddr["in"])[...] = numerics.to_bf16_bits(numerics.bf16_round(
-            rng.standard_normal((placed.rows, placed.cols)).astype(np.float32)))
+        placed.view(ddr["in"])[...] = numerics.to_bf16_bits(
+            numerics.bf16_round(rng.standard_normal((placed.rows, placed.cols)).astype(np.float32))
+        )
     role, out = layouts.place(plan.columns[1][number].op.name)
     results = []
     for shift in (0, 32):  # the A tiles read one K step (64 columns) late

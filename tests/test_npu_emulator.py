@@ -8,8 +8,10 @@ import pytest
 
 from npustream.model import reference
 from npustream.model.dims import WhisperDims
-from npustream.npu import emulator, layout, numerics
-from npustream.npu.graph import encoder_ops
+from npustream.npu.ops import numerics
+from npustream.npu.ops import weights as layout
+from npustream.npu.ops.graph import encoder_ops
+from npustream.npu.run import emulator
 
 SHAPES = {"tiny": (384, 6, 4), "base": (512, 8, 6), "small": (768, 12, 12)}
 
@@ -32,7 +34,9 @@ def random_weights(dims: WhisperDims, seed: int = 0) -> dict[str, np.ndarray]:
         return (offset + scale * rng.standard_normal(n)).astype(np.float32)
 
     w = {
-        "encoder/conv1/weight": (rng.standard_normal((d, n_mels, 3)) / np.sqrt(3 * n_mels)).astype(np.float32),
+        "encoder/conv1/weight": (rng.standard_normal((d, n_mels, 3)) / np.sqrt(3 * n_mels)).astype(
+            np.float32
+        ),
         "encoder/conv1/bias": vec(d),
         "encoder/conv2/weight": (rng.standard_normal((d, d, 3)) / np.sqrt(3 * d)).astype(np.float32),
         "encoder/conv2/bias": vec(d),
@@ -40,7 +44,9 @@ def random_weights(dims: WhisperDims, seed: int = 0) -> dict[str, np.ndarray]:
         "encoder/layer_norm/beta": vec(d),
     }
     position = np.arange(t)[:, None] / 10000 ** (np.arange(d // 2)[None] / (d // 2 - 1))
-    w["encoder/position_encodings/encodings"] = np.concatenate([np.sin(position), np.cos(position)], 1).astype(np.float32)
+    w["encoder/position_encodings/encodings"] = np.concatenate(
+        [np.sin(position), np.cos(position)], 1
+    ).astype(np.float32)
     for i in range(dims.n_audio_layer):
         p = f"encoder/layer_{i}/"
         qkv_bias = vec(3 * d)
@@ -98,15 +104,18 @@ def test_run_op_slices_reassemble_the_whole_op():
     ops = encoder_ops(dims)
     for op in ops[: 2 + 7]:  # the stem and the whole first layer
         whole = emulator.run_op(op, acts, weights)
-        by_rows = np.concatenate([emulator.run_op(op, acts, weights, rows=slice(s, s + 64))
-                                  for s in range(0, op.rows, 64)])
+        by_rows = np.concatenate(
+            [emulator.run_op(op, acts, weights, rows=slice(s, s + 64)) for s in range(0, op.rows, 64)]
+        )
         # row blocks change only how BLAS orders fp32 sums: at most one bf16 step, rarely
         assert by_rows.shape == whole.shape
         assert np.mean(by_rows == whole) > 0.99 and np.allclose(by_rows, whole, rtol=2**-7, atol=1e-3)
         if op.kind == "attention":
             dh = dims.d_head
-            by_heads = np.concatenate([emulator.run_op(op, acts, weights, heads=slice(h, h + 2))
-                                       for h in range(0, op.heads, 2)], axis=1)
+            by_heads = np.concatenate(
+                [emulator.run_op(op, acts, weights, heads=slice(h, h + 2)) for h in range(0, op.heads, 2)],
+                axis=1,
+            )
             np.testing.assert_array_equal(by_heads, whole)  # heads are independent: identical
             part = emulator.run_op(op, acts, weights, rows=slice(10, 50), heads=slice(1, 3))
             assert part.shape == (40, 2 * dh)
@@ -149,7 +158,6 @@ def test_bad_window_is_refused():
         emulator.encode_window(np.zeros((80, 3000), np.float32), weights)
 
 
-
 def test_layout_cache_converts_once_and_reloads(base_model_dir, tmp_path):
     first = layout.load_npu_weights(base_model_dir, cache_root=tmp_path)
     (entry,) = tmp_path.iterdir()
@@ -165,7 +173,9 @@ def test_layout_cache_converts_once_and_reloads(base_model_dir, tmp_path):
     # the model's key projection has no bias: CTranslate2 stores zeros in the fused QKV bias
     assert not first.tensors["layer0.qkv.b"][d : 2 * d].any() and first.tensors["layer0.qkv.b"][:d].any()
     # other tiles: another cache entry
-    layout.load_npu_weights(base_model_dir, layout.Tiles(matmul_m=32, matmul_n=64, attn_kv_rows=16), cache_root=tmp_path)
+    layout.load_npu_weights(
+        base_model_dir, layout.Tiles(matmul_m=32, matmul_n=64, attn_kv_rows=16), cache_root=tmp_path
+    )
     assert len(list(tmp_path.iterdir())) == 2
 
 
@@ -175,13 +185,12 @@ def test_base_on_shared_audio_matches_ctranslate2(base_model_dir, audio_dir):
     and the transcripts through npu-emu equal the cpu engine's, both float32."""
     import ctranslate2
 
-    from npustream import wer
-    from npustream.audio import N_SAMPLES, load_audio
+    from npustream.asr.audio import N_SAMPLES, load_audio
+    from npustream.asr.features import window_features
+    from npustream.asr.recognizer import Recognizer, RecognizerConfig
     from npustream.engines.npu_emu import NpuEmuEngine
-    from npustream.features import window_features
-    from npustream.npu import accuracy
-    from npustream.recognizer import Recognizer, RecognizerConfig
-    from npustream.transcribe import transcribe_file
+    from npustream.transcribe.transcriber import transcribe_file
+    from tools import accuracy, wer
 
     ct2 = ctranslate2.models.Whisper(str(base_model_dir), device="cpu", compute_type="float32")
     engine = NpuEmuEngine(base_model_dir)

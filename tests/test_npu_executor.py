@@ -11,12 +11,12 @@ import pytest
 from npu_random_weights import TINY, random_mels, random_weights
 
 from npustream.errors import EngineError
-from npustream.npu import numerics
-from npustream.npu.emulator import encode_window, prepare_mel, run_op
-from npustream.npu.executor import EmulatorBackend, Executor, Failure, PingPong
-from npustream.npu.params import PRESETS
-from npustream.npu.plan import make_plan
-from npustream.npu.tiles import DEFAULT_TILES
+from npustream.npu.ops import numerics
+from npustream.npu.ops.params import PRESETS
+from npustream.npu.ops.tiles import DEFAULT_TILES
+from npustream.npu.plan.plans import make_plan
+from npustream.npu.run.emulator import encode_window, prepare_mel, run_op
+from npustream.npu.run.executor import EmulatorBackend, Executor, Failure, PingPong
 
 PHOENIX = PRESETS["phoenix"]
 
@@ -64,8 +64,11 @@ def test_pipeline_streams_windows_bit_identical_to_the_emulator(tiny_weights):
     # the columns really overlapped: column k on window w while column k+1 on window w-1
     spans = {(c, w): (s, e) for c, w, s, e in executor.trace}
     assert len(spans) == 4 * 3
-    assert any(spans[(c, w)][0] < spans[(c + 1, w - 1)][1] and spans[(c + 1, w - 1)][0] < spans[(c, w)][1]
-               for c in range(3) for w in (1, 2))
+    assert any(
+        spans[(c, w)][0] < spans[(c + 1, w - 1)][1] and spans[(c + 1, w - 1)][0] < spans[(c, w)][1]
+        for c in range(3)
+        for w in (1, 2)
+    )
     for c in range(4):  # in order, never two windows at once in one column
         assert spans[(c, 0)][1] <= spans[(c, 1)][0] and spans[(c, 1)][1] <= spans[(c, 2)][0]
     for c in range(1, 4):
@@ -80,8 +83,10 @@ def _split_reference(plan, mel, weights) -> np.ndarray:
         for tasks in plan.columns:
             part = run_op(op, acts, weights, rows=tasks[i].rows, heads=tasks[i].heads)
             if out is None:
-                out = np.zeros((op.rows, part.shape[1] if tasks[i].heads is None else
-                                weights.dims.n_audio_state), np.float32)
+                out = np.zeros(
+                    (op.rows, part.shape[1] if tasks[i].heads is None else weights.dims.n_audio_state),
+                    np.float32,
+                )
             if tasks[i].heads is None:
                 out[tasks[i].rows] = part
             else:
@@ -115,7 +120,9 @@ def test_base_model_pipeline_matches_the_npu_emu_engine(base_model_dir, jfk_mel)
 
     engine = NpuEmuEngine(base_model_dir)
     reference = engine.encode(jfk_mel[None])[0]
-    executor = Executor(make_plan("pipeline", engine.dims, DEFAULT_TILES, PHOENIX), EmulatorBackend(engine.weights))
+    executor = Executor(
+        make_plan("pipeline", engine.dims, DEFAULT_TILES, PHOENIX), EmulatorBackend(engine.weights)
+    )
     try:
         (out,) = executor.encode([jfk_mel])
     finally:

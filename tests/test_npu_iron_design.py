@@ -13,14 +13,15 @@ import pytest
 from npu_random_weights import random_weights
 
 from npustream.model.dims import WhisperDims
-from npustream.npu import core_program as cp
-from npustream.npu.buffers import column_weight_names, pack_weights, plan_layouts
-from npustream.npu.column_design import core_buffers, memtile_bytes, memtile_locks
-from npustream.npu.column_program import Await, Push, SetLock, WriteDescriptor, column_run
-from npustream.npu.params import PRESETS
-from npustream.npu.plan import column_runs, make_plan
-from npustream.npu.resources import check_recorded_design
-from npustream.npu.tiles import DEFAULT_TILES
+from npustream.npu.ops.params import PRESETS
+from npustream.npu.ops.tiles import DEFAULT_TILES
+from npustream.npu.plan.buffers import column_weight_names, pack_weights, plan_layouts
+from npustream.npu.plan.design import core_buffers, memtile_bytes, memtile_locks
+from npustream.npu.plan.plans import column_runs, make_plan
+from npustream.npu.predict.resources import check_recorded_design
+from npustream.npu.program import core as cp
+from npustream.npu.program.column import Await, Push, SetLock, WriteDescriptor
+from npustream.npu.program.runs import column_run
 
 SMALL = WhisperDims(80, 200, 128, 2, 1, 51865, 448, 128, 2, 1)
 BASE = WhisperDims(80, 1500, 512, 8, 6, 51865, 448, 512, 8, 6)
@@ -52,18 +53,42 @@ def _expected(run) -> list[tuple]:
     for op in run.ops:
         if isinstance(op, SetLock):
             ring, _ = op.lock.split(".")
-            events.append(("set_lock", f"go_c{ring[4:]}" if ring.startswith("core") else op.lock.replace(".", "_"),
-                           op.value))
+            events.append(
+                (
+                    "set_lock",
+                    f"go_c{ring[4:]}" if ring.startswith("core") else op.lock.replace(".", "_"),
+                    op.value,
+                )
+            )
         elif isinstance(op, WriteDescriptor):
             events += [("rtp_write", f"desc_c{op.core}", i, v) for i, v in enumerate(op.values)]
         elif isinstance(op, Push):
             task, numbers[op.task] = run.tasks[op.task], len(numbers)
             lock = lambda use: (use.lock.replace(".", "_"), use.value) if use else None  # noqa: E731
-            bds = tuple((bd.buffer, bd.offset, bd.length, bd.sizes, bd.strides,
-                         bd.iteration if bd.iteration[0] > 1 else (1, 0, 0), bd_id, lock(bd.acquire), lock(bd.release))
-                        for bd, bd_id in zip(task.bds, op.bd_ids, strict=True))
-            events.append(("push", ("shim", "mem").index(task.tile), task.direction, task.channel_index,
-                           task.repeat, bds))
+            bds = tuple(
+                (
+                    bd.buffer,
+                    bd.offset,
+                    bd.length,
+                    bd.sizes,
+                    bd.strides,
+                    bd.iteration if bd.iteration[0] > 1 else (1, 0, 0),
+                    bd_id,
+                    lock(bd.acquire),
+                    lock(bd.release),
+                )
+                for bd, bd_id in zip(task.bds, op.bd_ids, strict=True)
+            )
+            events.append(
+                (
+                    "push",
+                    ("shim", "mem").index(task.tile),
+                    task.direction,
+                    task.channel_index,
+                    task.repeat,
+                    bds,
+                )
+            )
         elif isinstance(op, Await):
             events.append(("await", numbers[op.task]))
     return events
@@ -72,8 +97,17 @@ def _expected(run) -> list[tuple]:
 def _iron_bd(bd) -> tuple:
     lock = lambda uses: (uses[0].lock.name, uses[0].value) if uses else None  # noqa: E731
     assert bd.buffer.name == "ring" and bd.iteration is None
-    return ("mem", bd.offset, bd.length, tuple(bd.sizes) or (bd.length,), tuple(bd.strides) or (1,), (1, 0, 0),
-            bd.bd_id, lock(bd.acquires), lock(bd.releases))
+    return (
+        "mem",
+        bd.offset,
+        bd.length,
+        tuple(bd.sizes) or (bd.length,),
+        tuple(bd.strides) or (1,),
+        (1, 0, 0),
+        bd.bd_id,
+        lock(bd.acquires),
+        lock(bd.releases),
+    )
 
 
 def _dialect_bds(task) -> tuple:
@@ -83,11 +117,22 @@ def _dialect_bds(task) -> tuple:
         assert at not in seen, "the chain loops"
         seen.add(at)
         ops = task.blocks[at]
-        (_, buffer, offset, length, sizes, strides, kw), = [op for op in ops if op[0] == "dma_bd"]
+        ((_, buffer, offset, length, sizes, strides, kw),) = [op for op in ops if op[0] == "dma_bd"]
         locks = {op[2].name: (op[1].owner.name, op[3]) for op in ops if op[0] == "use_lock"}
         name = "mem" if buffer.kind == "buffer" and buffer.owner.name == "ring" else ARGS[buffer.owner.index]
-        out.append((name, offset, length, sizes or (length,), strides or (1,), kw.get("iteration", (1, 0, 0)),
-                    kw["bd_id"], locks.get("AcquireGreaterEqual"), locks.get("Release")))
+        out.append(
+            (
+                name,
+                offset,
+                length,
+                sizes or (length,),
+                strides or (1,),
+                kw.get("iteration", (1, 0, 0)),
+                kw["bd_id"],
+                locks.get("AcquireGreaterEqual"),
+                locks.get("Release"),
+            )
+        )
         if ops[-1][0] == "end":
             assert seen == set(range(len(task.blocks))), "every block is on the chain"
             return tuple(out)
@@ -110,8 +155,16 @@ def _recorded(sequence) -> list[tuple]:
             task = op[1]
             assert task.issue_token and id(task) not in numbers
             numbers[id(task)] = len(numbers)
-            events.append(("push", task.tile.row, task.direction.name, task.channel, task.repeat_count,
-                           _dialect_bds(task)))
+            events.append(
+                (
+                    "push",
+                    task.tile.row,
+                    task.direction.name,
+                    task.channel,
+                    task.repeat_count,
+                    _dialect_bds(task),
+                )
+            )
         elif op[0] == "await_task":
             events.append(("await", numbers[id(op[1])]))
         else:
@@ -157,7 +210,10 @@ def test_device_buffers_locks_flows_and_core_programs(iron):
     # each core: a ping-pong TileDma per FIFO, and its Worker's program: the phase loop
     for td in rt.tile_dmas:
         assert [(ch.direction.name, ch.channel, len(ch.bds)) for ch in td.channels] == [
-            ("S2MM", 0, 2), ("S2MM", 1, 2), ("MM2S", 0, 2)]
+            ("S2MM", 0, 2),
+            ("S2MM", 1, 2),
+            ("MM2S", 0, 2),
+        ]
     assert [w.tile.row for w in rt.workers] == [2, 3, 4, 5]
     for c, worker in enumerate(rt.workers):
         (once,) = worker.body  # Worker.resolve's scf.for of one trip (while_true=False)
@@ -184,16 +240,24 @@ def test_resource_checker_on_the_recorded_design(iron):
     recorded = design.column_program(plan, run, sizes).resolve_program()
     report = check_recorded_design(recorded, PHOENIX, plan.dims, plan.tiles)
     assert report.ok, report.violations
-    tight = check_recorded_design(recorded, PHOENIX.replace(memtile_bytes=memtile_bytes(plan.dims, plan.tiles) - 1),
-                                  plan.dims, plan.tiles)
+    tight = check_recorded_design(
+        recorded,
+        PHOENIX.replace(memtile_bytes=memtile_bytes(plan.dims, plan.tiles) - 1),
+        plan.dims,
+        plan.tiles,
+    )
     assert [v.resource for v in tight.violations] == ["mem tile"]
 
 
 def test_build_writes_one_module_per_run(iron, tmp_path):
-    build = importlib.import_module("build")
+    build = importlib.import_module("mlir.build")
     weights = random_weights(SMALL)
     plan = make_plan("split", SMALL, DEFAULT_TILES, PHOENIX)
     names = build.write_modules(tmp_path, plan, weights)
-    assert names == [[f"c{c}_r{n:03d}" for n in range(len(column_runs(plan, c)))] for c in range(len(plan.columns))]
+    assert names == [
+        [f"c{c}_r{n:03d}" for n in range(len(column_runs(plan, c)))] for c in range(len(plan.columns))
+    ]
     text = (tmp_path / f"{names[0][0]}.mlir").read_text()
-    assert text.startswith("// npustream's iron_double record, NOT MLIR")  # the double stands in for MLIR here
+    assert text.startswith(
+        "// npustream's iron_double record, NOT MLIR"
+    )  # the double stands in for MLIR here

@@ -11,12 +11,13 @@ import pytest
 
 def test_double_enforces_the_api(iron):
     double, _ = iron
-    from npustream.npu import iron_double_dialects as dialects
-    from npustream.npu import iron_double_dma as dma
-    from npustream.npu import iron_double_program as program
+    from doubles.iron import dialects, dma, program
 
     shim, mem, core = double.Tile(0, 0), double.Tile(0, 1), double.Tile(0, 2)
-    ring, stray = double.Buffer(tile=mem, type=_words(64), name="ring"), double.Buffer(tile=core, type=_words(8))
+    ring, stray = (
+        double.Buffer(tile=mem, type=_words(64), name="ring"),
+        double.Buffer(tile=core, type=_words(8)),
+    )
     prod, cons = double.Lock(mem, name="prod"), double.Lock(mem, name="cons")
     s2mm = double.DMAChannelDir.S2MM
     with pytest.raises(RuntimeError, match="inside the function passed to Runtime"):
@@ -51,16 +52,26 @@ def test_double_enforces_the_api(iron):
         with pytest.raises(ValueError, match=r"size must be in \[1, 64\]"):
             task(mem, lambda: dialects.dma_bd(ring.op, transfer_len=8, bd_id=0, iteration=(65, 8, 0)))
         with pytest.raises(ValueError, match="more than 3 dimensions"):
-            task(mem, lambda: dialects.dma_bd(ring.op, sizes=[1, 1, 2, 4], strides=[0, 0, 4, 1], transfer_len=8,
-                                              iteration=(2, 8, 0)))
+            task(
+                mem,
+                lambda: dialects.dma_bd(
+                    ring.op, sizes=[1, 1, 2, 4], strides=[0, 0, 4, 1], transfer_len=8, iteration=(2, 8, 0)
+                ),
+            )
         with pytest.raises(ValueError, match="only be referred to on shim tiles"):
             task(mem, lambda: dialects.dma_bd(program.RuntimeData(0, _words(64)).op, transfer_len=8))
         with pytest.raises(ValueError, match="does not match"):
             task(mem, lambda: dialects.dma_bd(ring.op, sizes=[2, 4], strides=[8, 1], transfer_len=16))
         with pytest.raises(ValueError, match="outside 0..15"):
-            task(shim, lambda: dialects.dma_bd(program.RuntimeData(0, _words(64)).op, transfer_len=8, bd_id=16))
+            task(
+                shim, lambda: dialects.dma_bd(program.RuntimeData(0, _words(64)).op, transfer_len=8, bd_id=16)
+            )
         with pytest.raises(ValueError, match="an acquire before the BD and a release after it"):
-            task(mem, lambda: dialects.dma_bd(ring.op, transfer_len=8), locks=[(prod, dialects.LockAction.Release)])
+            task(
+                mem,
+                lambda: dialects.dma_bd(ring.op, transfer_len=8),
+                locks=[(prod, dialects.LockAction.Release)],
+            )
         untokened = task(mem, lambda: dialects.dma_bd(ring.op, transfer_len=8), token=False)
         with pytest.raises(ValueError, match="not configured to issue a token"):
             dialects.dma_await_task(untokened)
@@ -76,8 +87,7 @@ def test_double_enforces_the_api(iron):
 
 def test_double_refuses_the_old_and_unconfirmed_keywords(iron):
     double, _ = iron
-    from npustream.npu import iron_double_dma as dma
-    from npustream.npu import iron_double_program as program
+    from doubles.iron import dma, program
 
     core, mem = double.Tile(0, 2, double.AIETileType.CoreTile), double.Tile(0, 1, double.AIETileType.MemTile)
     with pytest.raises(TypeError, match="placement"):
@@ -96,7 +106,7 @@ def test_double_refuses_the_old_and_unconfirmed_keywords(iron):
 
 def _program(double, body, fn_args, sequence=lambda *args: None, registered=()):
     """A one-Worker program on core (0, 2); `registered`: Buffers given to rt.add_buffer."""
-    from npustream.npu import iron_double_program as program
+    from doubles.iron import program
 
     core = double.Tile(0, 2, double.AIETileType.CoreTile)
     rt = program.Runtime(sequence, [_words(8)])
@@ -126,8 +136,12 @@ def test_double_resolves_only_what_a_worker_is_given(iron):
         count[0] = 0
 
     def fn_args(core):
-        seen.extend([double.Buffer(type=_words(8), name="count", tile=core),
-                     double.Buffer(type=_words(2), name="rtp", tile=core, use_write_rtp=True)])
+        seen.extend(
+            [
+                double.Buffer(type=_words(8), name="count", tile=core),
+                double.Buffer(type=_words(2), name="rtp", tile=core, use_write_rtp=True),
+            ]
+        )
         return [kernel, (seen,)]  # nested lists and tuples are flattened
 
     def sequence(arg):
@@ -135,7 +149,10 @@ def test_double_resolves_only_what_a_worker_is_given(iron):
         seen[1][1] = 7
 
     program = _program(double, body, fn_args, sequence)
-    recorded_body = lambda: program.workers[0].body
+
+    def recorded_body():
+        return program.workers[0].body
+
     recorded = program.resolve_program()
     assert recorded.sequence == [("rtp_write", "rtp", 1, 7)]
     assert {b.name for b in recorded.rt.buffers} == {"count", "rtp"}
@@ -147,8 +164,11 @@ def test_double_enforces_rtp_writes(iron):
     def fn_args(core):
         return [double.Buffer(type=_words(4), name="desc", tile=core, use_write_rtp=True)]
 
-    for index, value, error in ((np.int64(1), 1, "Python int index"), (1, np.int32(1), "Python int value"),
-                                (1, 2**31, "i32")):
+    for index, value, error in (
+        (np.int64(1), 1, "Python int index"),
+        (1, np.int32(1), "Python int value"),
+        (1, 2**31, "i32"),
+    ):
         workers = []
 
         def sequence(arg, index=index, value=value, workers=workers):

@@ -1,4 +1,4 @@
-"""The NPU numeric contract (npustream/npu/numerics.py), tiles and op graph, against float64
+"""The NPU numeric contract (npustream/npu/ops/numerics.py), tiles and op graph, against float64
 references computed here from first principles."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 
 from npustream.errors import ConfigError
 from npustream.model.dims import WhisperDims
-from npustream.npu import numerics as nx
-from npustream.npu.graph import encoder_ops
-from npustream.npu.tiles import (
+from npustream.npu.ops import numerics as nx
+from npustream.npu.ops.graph import encoder_ops
+from npustream.npu.ops.tiles import (
     DEFAULT_TILES,
     L1_BYTES,
     Tiles,
@@ -24,8 +24,13 @@ from npustream.npu.tiles import (
 RNG = np.random.default_rng(20240601)
 
 # d_model, heads, layers of tiny, base, small, medium, large
-SHAPES = {"tiny": (384, 6, 4), "base": (512, 8, 6), "small": (768, 12, 12),
-          "medium": (1024, 16, 24), "large": (1280, 20, 32)}
+SHAPES = {
+    "tiny": (384, 6, 4),
+    "base": (512, 8, 6),
+    "small": (768, 12, 12),
+    "medium": (1024, 16, 24),
+    "large": (1280, 20, 32),
+}
 
 
 def dims_of(size: str, n_ctx: int = 1500) -> WhisperDims:
@@ -187,7 +192,10 @@ def test_flash_attention_hard_scores():
     assert np.max(np.abs(got - exact)) < 0.02
     # all-equal scores: every key weighs the same, the output is the mean of v
     same = flash(np.zeros_like(q), k, v, 0.125, 32)
-    assert ulps(same, nx.bf16_round(v.astype(np.float64).mean(0).astype(np.float32))[None].repeat(32, 0)).max() <= 1
+    assert (
+        ulps(same, nx.bf16_round(v.astype(np.float64).mean(0).astype(np.float32))[None].repeat(32, 0)).max()
+        <= 1
+    )
 
 
 @pytest.mark.parametrize("size", list(SHAPES))

@@ -11,18 +11,18 @@ import pytest
 
 from npustream.errors import ConfigError
 from npustream.model.dims import WhisperDims
-from npustream.npu.params import PRESETS
-from npustream.npu.plan import (
+from npustream.npu.ops.params import PRESETS
+from npustream.npu.ops.tiles import DEFAULT_TILES
+from npustream.npu.plan.plans import (
     _stage_io,
     column_runs,
-    issue_counts,
     live_at,
     make_plan,
     pipeline_plan,
     split_plan,
 )
-from npustream.npu.scheduler import choose
-from npustream.npu.simulate import (
+from npustream.npu.predict.scheduler import choose
+from npustream.npu.predict.simulate import (
     TARGETS,
     issue_break_even_s,
     predict,
@@ -30,7 +30,7 @@ from npustream.npu.simulate import (
     task_time_s,
     with_issue,
 )
-from npustream.npu.tiles import DEFAULT_TILES
+from npustream.npu.program.runs import issue_counts
 
 BASE = WhisperDims(80, 1500, 512, 8, 6, 51865, 448, 512, 8, 6)
 TINY = WhisperDims(80, 1500, 384, 6, 4, 51864, 448, 384, 6, 4)
@@ -38,7 +38,10 @@ PHOENIX = PRESETS["phoenix"]
 
 
 def _stage_times(plan) -> list[float]:
-    return [sum(t.cost.time_s() for t in tasks) + stage.overhead_s for tasks, stage in zip(plan.columns, plan.stages)]
+    return [
+        sum(t.cost.time_s() for t in tasks) + stage.overhead_s
+        for tasks, stage in zip(plan.columns, plan.stages)
+    ]
 
 
 def test_pipeline_is_a_contiguous_cover_of_the_ops():
@@ -67,8 +70,10 @@ def test_pipeline_partition_is_optimal(dims):
         return sum(cost[i:j]) + _stage_io(ops, i, j, shapes, PHOENIX)[3] + PHOENIX.dispatch_s
 
     n = len(ops)
-    best = min(max(stage(0, a), stage(a, b), stage(b, c), stage(c, n))
-               for a, b, c in itertools.combinations(range(1, n), 3))
+    best = min(
+        max(stage(0, a), stage(a, b), stage(b, c), stage(c, n))
+        for a, b, c in itertools.combinations(range(1, n), 3)
+    )
     assert max(_stage_times(plan)) == pytest.approx(best, rel=1e-12)
 
 
@@ -88,8 +93,9 @@ def test_split_shares_cover_each_op_exactly(dims):
         shares = [tasks[i].share for tasks in plan.columns]
         assert all(tasks[i].op is op for tasks in plan.columns)
         if shares[0].head1 - shares[0].head0 < op.heads:  # by heads
-            assert [(s.head0, s.head1) for s in shares] == [(c * op.heads // 4, (c + 1) * op.heads // 4)
-                                                             for c in range(4)]
+            assert [(s.head0, s.head1) for s in shares] == [
+                (c * op.heads // 4, (c + 1) * op.heads // 4) for c in range(4)
+            ]
         else:  # by rows, on kernel tile boundaries
             assert shares[0].row0 == 0 and shares[-1].row1 == op.rows
             assert all(a.row1 == b.row0 for a, b in zip(shares, shares[1:]))
@@ -143,14 +149,18 @@ def test_predictions_are_consistent():
 def test_issue_counts_are_the_programs_counts(kind):
     """Counted once per distinct op share (cached), summed per column: the same as building every
     run of the column's program (column_program.column_run) and counting its operations."""
-    from npustream.npu.buffers import plan_layouts
-    from npustream.npu.column_program import Push, column_run
+    from npustream.npu.plan.buffers import plan_layouts
+    from npustream.npu.program.column import Push
+    from npustream.npu.program.runs import column_run
 
     plan = make_plan(kind, BASE, DEFAULT_TILES, PHOENIX)
     counts = issue_counts(plan)
     for column, layouts in enumerate(plan_layouts(plan)):
-        table = {f"{t.op.name}.{part}": (i << 24, "<u2", ()) for i, t in enumerate(plan.columns[column])
-                 for part in ("wb", "res", "g", "beta")}
+        table = {
+            f"{t.op.name}.{part}": (i << 24, "<u2", ())
+            for i, t in enumerate(plan.columns[column])
+            for part in ("wb", "res", "g", "beta")
+        }
         ops = pushes = 0
         for run in column_runs(plan, column):
             program = column_run(plan, column, list(run), layouts, table)
@@ -174,8 +184,11 @@ def test_free_issue_leaves_the_published_predictions():
         assert predict(plan, counts=issue_counts(plan))[0] == plain
         assert plain.exposed_issue_s == 0.0
         assert round(plain.latency_s * 1e3, 3) == latency_ms
-        measure = plain.latency_s / plain.compute_bound_s if kind == "split" else \
-            plain.throughput_per_s / plain.compute_bound_throughput_per_s
+        measure = (
+            plain.latency_s / plain.compute_bound_s
+            if kind == "split"
+            else plain.throughput_per_s / plain.compute_bound_throughput_per_s
+        )
         assert round(measure, 3) == ratio
 
 
@@ -189,17 +202,24 @@ def test_large_issue_cost_sets_every_task_time():
     def issue_bound(task, n):
         return task.cost.dispatch_s + n.ops * c + task.cost.busy_s() / n.pushes
 
-    expected = sum(max(issue_bound(split.columns[col][i], counts[col][i]) for col in range(4))
-                   for i in range(len(split.ops)))
+    expected = sum(
+        max(issue_bound(split.columns[col][i], counts[col][i]) for col in range(4))
+        for i in range(len(split.ops))
+    )
     slow = predict(with_issue(split, c), counts=counts)[0]
     assert slow.latency_s == pytest.approx(expected, rel=1e-12)
     assert slow.latency_s >= max(sum(n.ops for n in col) for col in counts) * c
     pipe = make_plan("pipeline", BASE, DEFAULT_TILES, PHOENIX.replace(issue_op_s=c))
-    stages = [stage.overhead_s + sum(issue_bound(t, n) for t, n in zip(tasks, col_counts))
-              for stage, tasks, col_counts in zip(pipe.stages, pipe.columns, issue_counts(pipe))]
+    stages = [
+        stage.overhead_s + sum(issue_bound(t, n) for t, n in zip(tasks, col_counts))
+        for stage, tasks, col_counts in zip(pipe.stages, pipe.columns, issue_counts(pipe))
+    ]
     assert simulate(pipe, 12).period_s == pytest.approx(max(stages), rel=1e-9)
-    assert all(task_time_s(t, n, c) == pytest.approx(issue_bound(t, n), rel=1e-12)
-               for tasks, col_counts in zip(pipe.columns, issue_counts(pipe)) for t, n in zip(tasks, col_counts))
+    assert all(
+        task_time_s(t, n, c) == pytest.approx(issue_bound(t, n), rel=1e-12)
+        for tasks, col_counts in zip(pipe.columns, issue_counts(pipe))
+        for t, n in zip(tasks, col_counts)
+    )
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=[t.name for t in TARGETS])
@@ -216,7 +236,9 @@ def test_issue_break_even_separates_held_from_missed(target):
     ratios = [ratio(c) for c in grid]
     worse = ratios if target.at_most else [-r for r in ratios]
     assert worse == sorted(worse)  # the prediction only worsens as issue slows
-    assert [target.holds(predict(with_issue(plan, c), counts=counts)[0]) for c in grid] == [True] * 5 + [False] * 4
+    assert [target.holds(predict(with_issue(plan, c), counts=counts)[0]) for c in grid] == [True] * 5 + [
+        False
+    ] * 4
 
 
 def test_scheduler_chooses_by_objective_and_says_why():
@@ -235,8 +257,9 @@ def test_scheduler_chooses_by_objective_and_says_why():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "npustream", "plan", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "npustream", "plan", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_json_has_the_documented_keys(tmp_path):
@@ -244,10 +267,22 @@ def test_cli_json_has_the_documented_keys(tmp_path):
     proc = _cli("--plan", "pipeline", "--json", "--gantt", str(gantt))
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)
-    for key in ("plan", "preset", "predicted_latency_ms", "compute_bound_ms", "predicted_throughput_windows_per_s",
-                "compute_bound_throughput_windows_per_s", "hidden_transfer_share", "columns", "resource_check",
-                "dma_tasks_per_column", "instruction_ops_per_column", "issue_op_us", "predicted_exposed_issue_ms",
-                "predicted_issue_op_break_even_us"):
+    for key in (
+        "plan",
+        "preset",
+        "predicted_latency_ms",
+        "compute_bound_ms",
+        "predicted_throughput_windows_per_s",
+        "compute_bound_throughput_windows_per_s",
+        "hidden_transfer_share",
+        "columns",
+        "resource_check",
+        "dma_tasks_per_column",
+        "instruction_ops_per_column",
+        "issue_op_us",
+        "predicted_exposed_issue_ms",
+        "predicted_issue_op_break_even_us",
+    ):
         assert key in obj
     counts = issue_counts(pipeline_plan(BASE, DEFAULT_TILES, PHOENIX))
     assert obj["dma_tasks_per_column"] == [sum(c.pushes for c in col) for col in counts]

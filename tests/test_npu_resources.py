@@ -9,12 +9,12 @@ from npu_random_weights import random_weights
 
 from npustream.errors import ConfigError
 from npustream.model.dims import WhisperDims
-from npustream.npu.column_design import core_buffers, memtile_bytes
-from npustream.npu.column_program import column_run
-from npustream.npu.params import PRESETS
-from npustream.npu.plan import make_plan
-from npustream.npu.resources import check_design, check_plan
-from npustream.npu.tiles import DEFAULT_TILES, Tiles
+from npustream.npu.ops.params import PRESETS
+from npustream.npu.ops.tiles import DEFAULT_TILES, Tiles
+from npustream.npu.plan.design import core_buffers, memtile_bytes
+from npustream.npu.plan.plans import make_plan
+from npustream.npu.predict.resources import check_design, check_plan
+from npustream.npu.program.runs import column_run
 
 BASE = WhisperDims(80, 1500, 512, 8, 6, 51865, 448, 512, 8, 6)
 SMALL = WhisperDims(80, 1500, 768, 12, 12, 51865, 448, 768, 12, 12)
@@ -33,11 +33,21 @@ def test_design_accounting_by_hand():
     # out 2 x 4 KiB, scratch 2 fp32 accumulators and bias slices, the attention kernel's
     # 32 x 32 fp32 scores, bf16 P and 32 fp32 alpha, the LayerNorm kernel's 1280 fp32 row,
     # 128 B of descriptor and FIFO counters, 1 KiB of stack
-    l1 = 2 * 8192 + 2 * 4224 + 2 * 4096 + (2 * 64 * 32 * 4 + 2 * 32 * 4) + (4096 + 2048 + 128) + 5120 + 128 + 1024
+    l1 = (
+        2 * 8192
+        + 2 * 4224
+        + 2 * 4096
+        + (2 * 64 * 32 * 4 + 2 * 32 * 4)
+        + (4096 + 2048 + 128)
+        + 5120
+        + 128
+        + 1024
+    )
     assert core_buffers(BASE, DEFAULT_TILES).total == l1 <= 64 * 1024
     tight = check_design(BASE, DEFAULT_TILES, PHOENIX.replace(l1_bytes=l1 - 1))
     assert [v.where for v in tight.violations] == [
-        f"core{i} (FIFO objects x depth + scratch + kernel statics + state + stack)" for i in range(4)]
+        f"core{i} (FIFO objects x depth + scratch + kernel statics + state + stack)" for i in range(4)
+    ]
     assert tight.violations[0].used == l1 and tight.violations[0].limit == l1 - 1
     assert check_design(BASE, DEFAULT_TILES, PHOENIX.replace(l1_bytes=l1)).ok
     # mem tile: 2 row-stream rings of 2 A panels (K = 512: 8 objects each), the broadcast ring
@@ -62,8 +72,11 @@ def test_violations_name_resource_and_limit():
 def test_plan_limits_contexts_and_refuses_shapes_the_design_cannot_cut():
     plan = make_plan("split", BASE, DEFAULT_TILES, PHOENIX.replace(max_hw_contexts=3))
     assert [str(v) for v in check_plan(plan).violations] == [
-        "contexts of split plan (one hardware context per column): 4 used, limit 3"]
-    odd = WhisperDims(80, 1500, 352, 11, 1, 51865, 448, 352, 11, 1)  # 352 outputs: not whole 128-column blocks
+        "contexts of split plan (one hardware context per column): 4 used, limit 3"
+    ]
+    odd = WhisperDims(
+        80, 1500, 352, 11, 1, 51865, 448, 352, 11, 1
+    )  # 352 outputs: not whole 128-column blocks
     with pytest.raises(ConfigError, match="stem.conv1: 352 output columns are not whole blocks of 4 x 32"):
         make_plan("pipeline", odd, DEFAULT_TILES, PHOENIX)
 
@@ -81,14 +94,12 @@ def test_iron_design_resolves_and_verifies_with_mlir_aie():
     express, the aie / aiex dialect bindings for the rest: mlir/iron_sequence.py) and the module
     verifies. Without it, tests/test_npu_iron_design.py checks every run of both plans on the test
     double of those APIs."""
-    pytest.importorskip("aie.iron", reason="mlir-aie is not installed here (no toolchain): see mlir/README.md")
-    import sys
-    from pathlib import Path
+    pytest.importorskip(
+        "aie.iron", reason="mlir-aie is not installed here (no toolchain): see mlir/README.md"
+    )
 
-    from npustream.npu.buffers import column_weight_names, pack_weights, plan_layouts
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "mlir"))
-    from encoder_column import column_program
+    from mlir.encoder_column import column_program
+    from npustream.npu.plan.buffers import column_weight_names, pack_weights, plan_layouts
 
     dims = WhisperDims(80, 200, 128, 2, 1, 51865, 448, 128, 2, 1)
     weights = random_weights(dims)

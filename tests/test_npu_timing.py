@@ -9,10 +9,10 @@ import pytest
 
 from npustream.errors import ConfigError
 from npustream.model.dims import WhisperDims
-from npustream.npu.graph import encoder_ops
-from npustream.npu.params import PRESETS, preset
-from npustream.npu.tiles import DEFAULT_TILES, n_tiles
-from npustream.npu.timing import Share, array_compute_bound_s, op_cost, traffic
+from npustream.npu.ops.graph import encoder_ops
+from npustream.npu.ops.params import PRESETS, preset
+from npustream.npu.ops.tiles import DEFAULT_TILES, n_tiles
+from npustream.npu.plan.cost import Share, array_compute_bound_s, op_cost, traffic
 
 BASE = WhisperDims(80, 1500, 512, 8, 6, 51865, 448, 512, 8, 6)
 PHOENIX = PRESETS["phoenix"]
@@ -28,13 +28,23 @@ def test_defaults_are_the_table_in_phoenix_md(shared_dir):
     rows = dict(re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|", table, flags=re.MULTILINE))
     assert rows["clock"].startswith("1.0 GHz") and PHOENIX.clock_hz == 1.0e9
     assert "1.6 GHz" in rows["clock"] and PRESETS["hawkpoint"].clock_hz == 1.6e9
-    assert rows["columns x compute tiles"] == "4 x 4" and (PHOENIX.columns, PHOENIX.tiles_per_column) == (4, 4)
+    assert rows["columns x compute tiles"] == "4 x 4" and (PHOENIX.columns, PHOENIX.tiles_per_column) == (
+        4,
+        4,
+    )
     assert int(rows["bf16 MACs per cycle per tile"]) == PHOENIX.bf16_macs_per_cycle
     assert int(rows["int8 MACs per cycle per tile"]) == PHOENIX.int8_macs_per_cycle
-    assert float(rows["matmul kernel efficiency (share of peak in the inner loop)"]) == PHOENIX.matmul_efficiency
-    assert int(rows["vector ops (add, mul, max, reductions), bf16 lanes per cycle per tile"]) == PHOENIX.vector_lanes
-    assert int(rows["exp / tanh / rsqrt (LUT or iterative), elements per cycle per tile"]) == \
-        PHOENIX.transcendental_per_cycle
+    assert (
+        float(rows["matmul kernel efficiency (share of peak in the inner loop)"]) == PHOENIX.matmul_efficiency
+    )
+    assert (
+        int(rows["vector ops (add, mul, max, reductions), bf16 lanes per cycle per tile"])
+        == PHOENIX.vector_lanes
+    )
+    assert (
+        int(rows["exp / tanh / rsqrt (LUT or iterative), elements per cycle per tile"])
+        == PHOENIX.transcendental_per_cycle
+    )
     assert rows["DDR bandwidth shared by the array"] == "40 GB/s" and PHOENIX.ddr_bytes_per_s == 40e9
     assert rows["one XRT run, dispatch to completion overhead"] == "40 us" and PHOENIX.dispatch_s == 40e-6
     assert rows["xclbin registration and context creation"].startswith("20 ms") and PHOENIX.startup_s == 20e-3
@@ -56,7 +66,9 @@ def test_matmul_cost_by_hand():
     row_tiles, col_tiles, k_steps = n_tiles(1500, m), 1536 // n, 512 // k  # 24, 48, 8
     blocks = (row_tiles // 2) * (col_tiles // 4)  # 12 row pairs x 12 column blocks
     work = op.macs / (128 * 0.5 * 1e9) + op.vector_elems / (32 * 1e9)
-    assert cost.compute_s == pytest.approx(2 * blocks / (row_tiles * col_tiles) * work, rel=1e-12)  # 2 tiles per block
+    assert cost.compute_s == pytest.approx(
+        2 * blocks / (row_tiles * col_tiles) * work, rel=1e-12
+    )  # 2 tiles per block
     assert cost.steps == blocks * k_steps
     tr = traffic(op, Share.whole(op), BASE, DEFAULT_TILES, PHOENIX)
     w_object = k * n * 2 + n * 4  # a weight tile and its fp32 bias slice
@@ -104,9 +116,13 @@ def test_double_buffering_is_max_not_sum():
     cost = op_cost(op, Share.whole(op), BASE, DEFAULT_TILES, PHOENIX)
     c, t = cost.compute_s, cost.stream_s
     assert cost.busy_s(double_buffered=False) == pytest.approx(cost.setup_s + c + t)
-    assert cost.busy_s(double_buffered=True) == pytest.approx(cost.setup_s + max(c, t) + min(c, t) / cost.steps)
+    assert cost.busy_s(double_buffered=True) == pytest.approx(
+        cost.setup_s + max(c, t) + min(c, t) / cost.steps
+    )
     assert cost.time_s() == pytest.approx(cost.busy_s() + 40e-6)
-    inside = op_cost(op, Share.whole(op), BASE, DEFAULT_TILES, PHOENIX, dispatch=False)  # part of a longer run
+    inside = op_cost(
+        op, Share.whole(op), BASE, DEFAULT_TILES, PHOENIX, dispatch=False
+    )  # part of a longer run
     assert inside.time_s() == pytest.approx(cost.busy_s())
     assert cost.hidden_transfer_s() + cost.exposed_transfer_s() == pytest.approx(cost.transfer_s)
     assert cost.exposed_transfer_s(double_buffered=False) == pytest.approx(cost.transfer_s)
@@ -149,9 +165,10 @@ def test_share_must_start_on_a_tile_boundary():
 def test_issue_bound_by_hand():
     """simulate.task_time_s: a task of work W = 1 ms with N = 100 operations, P = 40 pushes, the
     first push the 10th operation. Issue hides behind the work until N c + W / P > W + H c."""
-    from npustream.npu.plan import IssueCount, Task
-    from npustream.npu.simulate import task_time_s
-    from npustream.npu.timing import OpCost
+    from npustream.npu.plan.cost import OpCost
+    from npustream.npu.plan.plans import Task
+    from npustream.npu.predict.simulate import task_time_s
+    from npustream.npu.program.runs import IssueCount
 
     cost = OpCost(compute_s=1e-3, stream_s=0.5e-3, setup_s=0.0, dispatch_s=40e-6, steps=1_000_000, bound="l1")
     work = cost.busy_s()  # 1 ms + 0.5 ns

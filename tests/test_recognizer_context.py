@@ -9,10 +9,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from npustream.audio import N_FRAMES, load_audio
-from npustream.decoder import repeats_a_phrase
-from npustream.recognizer import Recognizer, RecognizerConfig, fitted_frames
-from npustream.wer import wer
+from npustream.asr.audio import N_FRAMES, load_audio
+from npustream.asr.decoder import repeats_a_phrase
+from npustream.asr.recognizer import Recognizer, RecognizerConfig, fitted_frames
+from tools.wer import wer
 
 
 class RecordingEngine:
@@ -49,7 +49,9 @@ def test_fitted_frames_cover_the_audio_plus_padding_in_whole_seconds_at_least_15
     assert fitted_frames(2000) == 2300
     assert fitted_frames(2700) == N_FRAMES
     assert fitted_frames(N_FRAMES) == N_FRAMES
-    assert all(fitted_frames(n) % 2 == 0 and fitted_frames(n) >= min(N_FRAMES, n + 300) for n in range(1, 3001))
+    assert all(
+        fitted_frames(n) % 2 == 0 and fitted_frames(n) >= min(N_FRAMES, n + 300) for n in range(1, 3001)
+    )
 
 
 def test_unknown_context_is_refused():
@@ -95,13 +97,16 @@ def test_engines_built_for_30_s_always_get_the_full_context(recognizer, audio_di
 def test_phrases_said_twice_are_recognised():
     assert repeats_a_phrase("Come quickly. Come quickly.")
     assert repeats_a_phrase("A severe storm tore down the barn. A severe storm tore down the barn.")
-    assert not repeats_a_phrase("Ask not what your country can do for you, ask what you can do for your country.")
+    assert not repeats_a_phrase(
+        "Ask not what your country can do for you, ask what you can do for your country."
+    )
     assert not repeats_a_phrase("no, no, no")  # one word: people do say that
     assert not repeats_a_phrase("")
 
 
-def test_a_fit_decode_that_repeats_a_phrase_is_done_again_on_the_full_context(recognizer, recording, audio_dir,
-                                                                               transcripts):
+def test_a_fit_decode_that_repeats_a_phrase_is_done_again_on_the_full_context(
+    recognizer, recording, audio_dir, transcripts
+):
     real_decode = recognizer.decoder.decode
     calls = []
 
@@ -137,21 +142,31 @@ class ScriptedRecognizer:
     """Gives the captioner prepared hypotheses of the first sentence of osr_0034_8k.wav
     (Whisper base's word times) and records how it was asked."""
 
-    WORDS = [("A", 0.74, 1.32), ("gold", 1.32, 1.54), ("ring", 1.54, 1.84), ("will", 1.84, 2.08),
-             ("please", 2.08, 2.44), ("most", 2.44, 2.84), ("any", 2.84, 3.3), ("girl.", 3.3, 3.64)]
+    WORDS = [
+        ("A", 0.74, 1.32),
+        ("gold", 1.32, 1.54),
+        ("ring", 1.54, 1.84),
+        ("will", 1.84, 2.08),
+        ("please", 2.08, 2.44),
+        ("most", 2.44, 2.84),
+        ("any", 2.84, 3.3),
+        ("girl.", 3.3, 3.64),
+    ]
 
     def __init__(self, loops: bool):
         self.loops, self.asked = loops, []
 
     def decode_window(self, audio, *, offset, prompt, full_context_retry):
-        from npustream.decoder import WindowDecode
+        from npustream.asr.decoder import WindowDecode
         from npustream.types import Segment, Word
 
         self.asked.append(full_context_retry)
         words = tuple(Word(a, b, " " + w, 0.9) for w, a, b in self.WORDS if b <= offset + len(audio) / 16000)
         text = "".join(w.word for w in words) * (2 if self.loops and not full_context_retry else 1)
         segment = Segment(words[0].start, words[-1].end, text, (), 0.01, -0.2, 1.0, 0.0, words)
-        return WindowDecode("en", 1.0, (segment,), 0.01, -0.2, 0.0, False, len(audio) // 160, (), len(audio) / 16000)
+        return WindowDecode(
+            "en", 1.0, (segment,), 0.01, -0.2, 0.0, False, len(audio) // 160, (), len(audio) / 16000
+        )
 
 
 @pytest.mark.parametrize("loops", (True, False))
@@ -164,7 +179,7 @@ def test_the_daemon_sets_an_unreliable_hypothesis_aside_until_the_utterance_ends
     captioner = Captioner(scripted, StreamConfig(source="sample", hop=1.0))
     events = []
     for second in range(5):  # the sentence ends at 3.64 s, the next starts at 4.62 s
-        captioner.push(audio[second * 16000:(second + 1) * 16000])
+        captioner.push(audio[second * 16000 : (second + 1) * 16000])
         if captioner.due():
             events += captioner.update()
     finals = " ".join(e.text for e in events if e.kind == "final" and e.text)

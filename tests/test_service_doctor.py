@@ -14,8 +14,14 @@ from npustream.service import npu_probe
 
 
 def npustream(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "npustream", *args], capture_output=True,
-                          text=True, timeout=120, check=False, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "npustream", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def doctor(tmp_path, config: str, env: dict | None = None) -> tuple[int, dict]:
@@ -95,8 +101,9 @@ def test_stale_control_socket_is_flagged(tmp_path):
 def test_human_output_fits_one_screen(pulse, tmp_path):  # noqa: F811
     config = tmp_path / "config.toml"
     config.write_text('source = "mic"\nengine = "npu"\n')
-    proc = npustream("doctor", "--config", str(config), env={**pulse.client_env,
-                                                             "XDG_RUNTIME_DIR": str(tmp_path)})
+    proc = npustream(
+        "doctor", "--config", str(config), env={**pulse.client_env, "XDG_RUNTIME_DIR": str(tmp_path)}
+    )
     out = proc.stdout.splitlines()
     assert proc.returncode == 0 and len(out) <= 30, proc.stdout
     assert out[-2].startswith("engine: run would use ") and out[-1].startswith("result: ")

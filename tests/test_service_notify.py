@@ -21,7 +21,7 @@ import pytest
 import zmq
 from daemon_harness import Daemon
 
-from npustream.stream.control import request
+from npustream.protocol.control import request
 
 WATCHDOG_USEC = 1_000_000  # pings every 0.5 s
 PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_DETACH = 0x4206, 0x4207, 17
@@ -39,8 +39,10 @@ class ThreadFreezer:
     def _ptrace(self, op: int) -> None:
         if self.libc.ptrace(op, self.tid, None, None) != 0:
             err = ctypes.get_errno()
-            pytest.fail(f"ptrace({op:#x}, {self.tid}) failed: {os.strerror(err)}; the test "
-                        "traces its own child, which needs kernel.yama.ptrace_scope <= 1")
+            pytest.fail(
+                f"ptrace({op:#x}, {self.tid}) failed: {os.strerror(err)}; the test "
+                "traces its own child, which needs kernel.yama.ptrace_scope <= 1"
+            )
 
     def freeze(self) -> None:
         self._ptrace(PTRACE_SEIZE)
@@ -54,8 +56,7 @@ class ThreadFreezer:
 @pytest.fixture
 def daemon(tmp_path):
     # stdin that stays open and silent: the loop idles, as with a quiet microphone.
-    d = Daemon(tmp_path, ["--source", "stdin", "--heartbeat", "0.2"],
-               watchdog_usec=WATCHDOG_USEC)
+    d = Daemon(tmp_path, ["--source", "stdin", "--heartbeat", "0.2"], watchdog_usec=WATCHDOG_USEC)
     yield d
     d.close()
 
@@ -81,7 +82,7 @@ def test_ready_comes_after_the_sockets_answer_then_watchdog_then_stopping(daemon
     # At READY the control socket answers at once and the PUB socket is there.
     status = request(daemon.ctl, "status", timeout=2.0)
     assert status["ok"] and status["pid"] == daemon.proc.pid
-    assert os.path.exists(daemon.pub[len("ipc://"):])
+    assert os.path.exists(daemon.pub[len("ipc://") :])
     assert messages[0] == {"STATUS": "loading model"} and messages[-1]["READY"] == "1"
     assert "engine" in messages[-1]["STATUS"]  # READY says what is running
 
@@ -124,13 +125,27 @@ def test_without_notify_socket_the_daemon_runs_the_same(tmp_path):
     """sd_notify is a no-op outside systemd: no error, the daemon serves and stops cleanly."""
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
     ctl = f"ipc://{tmp_path}/control.sock"
-    proc = subprocess.Popen([sys.executable, "-m", "npustream", "run", "--source", "stdin",
-                             "--pub", f"ipc://{tmp_path}/captions.sock", "--ctl", ctl],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "npustream",
+            "run",
+            "--source",
+            "stdin",
+            "--pub",
+            f"ipc://{tmp_path}/captions.sock",
+            "--ctl",
+            ctl,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 180
-        while not os.path.exists(ctl[len("ipc://"):]):
+        while not os.path.exists(ctl[len("ipc://") :]):
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
         assert request(ctl, "status", timeout=5.0)["ok"]

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from npustream.service.sdnotify import Notifier
+from npustream.stream.sdnotify import Notifier
 
 
 @pytest.fixture
@@ -87,10 +87,13 @@ def test_a_vanished_socket_is_reported_not_raised(listener):
 def test_environment_of_a_child_process(listener):
     """The daemon reads the variables systemd sets: run a real child with them."""
     path, sock = listener
-    code = ("from npustream.service.sdnotify import Notifier; n = Notifier.from_env(); "
-            "print(n.watchdog_interval()); n.ready()")
+    code = (
+        "from npustream.stream.sdnotify import Notifier; n = Notifier.from_env(); "
+        "print(n.watchdog_interval()); n.ready()"
+    )
     env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "4000000"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.strip() == "2.0"
     assert received(sock) == {"READY": "1"}

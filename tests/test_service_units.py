@@ -20,22 +20,33 @@ DEFAULT_PYTHON = "/usr/bin/python3"
 
 needs_systemd_analyze = pytest.mark.skipif(
     shutil.which("systemd-analyze") is None,
-    reason="systemd-analyze missing: apt-get install systemd (scripts/setup does)")
+    reason="systemd-analyze missing: apt-get install systemd (scripts/setup does)",
+)
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "npustream", *args], capture_output=True,
-                          text=True, timeout=120, check=False,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "npustream", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def verify(unit: Path, scope: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    cmd = ["systemd-analyze", *(["--user"] if scope == "user" else []), "verify", "--man=no",
-           str(unit)]
+    cmd = ["systemd-analyze", *(["--user"] if scope == "user" else []), "verify", "--man=no", str(unit)]
     runtime = tmp_path / "xdg-runtime"  # the user manager needs a runtime directory
     runtime.mkdir(mode=0o700, exist_ok=True)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)})
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)},
+    )
 
 
 @pytest.mark.parametrize("name", REPO_UNITS)
@@ -44,7 +55,8 @@ def test_repository_units_are_generated_from_the_templates(name):
     expected = install.render_unit(scope, DEFAULT_PYTHON)
     assert (REPO / "systemd" / name).read_text() == expected, (
         f"systemd/{name} is out of date; regenerate it: npustream service show --{scope} "
-        f"--python {DEFAULT_PYTHON} > systemd/{name}")
+        f"--python {DEFAULT_PYTHON} > systemd/{name}"
+    )
 
 
 @needs_systemd_analyze
@@ -62,17 +74,31 @@ def test_verify_catches_a_broken_unit(tmp_path):
     unit = tmp_path / "npustream.service"
     unit.write_text(install.render_unit("system", "/nonexistent/python3"))
     assert verify(unit, "system", tmp_path).returncode != 0
-    unit.write_text(install.render_unit("system", DEFAULT_PYTHON).replace(
-        "Restart=on-failure", "Restart=on-failure\nWatchdogSecs=30"))
+    unit.write_text(
+        install.render_unit("system", DEFAULT_PYTHON).replace(
+            "Restart=on-failure", "Restart=on-failure\nWatchdogSecs=30"
+        )
+    )
     assert "Unknown key" in verify(unit, "system", tmp_path).stderr
 
 
 @needs_systemd_analyze
 def test_system_unit_hardening_exposure(tmp_path):
     """systemd's own exposure score (0 safe .. 10 unsafe) stays in its "OK" band."""
-    proc = subprocess.run(["systemd-analyze", "security", "--offline=true", "--threshold=30",
-                           "--man=no", str(REPO / "systemd/npustream-system.service")],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            "systemd-analyze",
+            "security",
+            "--offline=true",
+            "--threshold=30",
+            "--man=no",
+            str(REPO / "systemd/npustream-system.service"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-600:] + proc.stderr
     line = next(x for x in proc.stdout.splitlines() if "Overall exposure level" in x)
     assert float(line.split(":")[1].split()[0]) <= 3.0, line
@@ -132,20 +158,25 @@ def test_user_install_and_uninstall(tmp_path):
 
 @needs_systemd_analyze
 def test_staged_system_install_matches_the_repository_unit(tmp_path):
-    proc = run_cli("service", "install", "--system", "--root", str(tmp_path), "--python",
-                   DEFAULT_PYTHON)
+    proc = run_cli("service", "install", "--system", "--root", str(tmp_path), "--python", DEFAULT_PYTHON)
     assert proc.returncode == 0, proc.stderr
     unit = tmp_path / "etc/systemd/system/npustream.service"
     assert unit.read_text() == (REPO / "systemd/npustream-system.service").read_text()
     # systemd-sysusers reads the user definition and would create it (dry run, staged root).
-    users = subprocess.run(["systemd-sysusers", f"--root={tmp_path}", "--dry-run"],
-                           capture_output=True, text=True, timeout=60, check=False)
+    users = subprocess.run(
+        ["systemd-sysusers", f"--root={tmp_path}", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert users.returncode == 0 and "error" not in users.stderr.lower(), users.stderr
     assert "Creating user 'npustream'" in users.stdout + users.stderr
 
 
 def test_system_install_refuses_an_interpreter_hidden_by_protect_home(tmp_path):
-    proc = run_cli("service", "install", "--system", "--root", str(tmp_path), "--python",
-                   "/home/alice/.venv/bin/python")
+    proc = run_cli(
+        "service", "install", "--system", "--root", str(tmp_path), "--python", "/home/alice/.venv/bin/python"
+    )
     assert proc.returncode == 2 and "ProtectHome" in proc.stderr
     assert not any(tmp_path.iterdir())  # nothing half-written

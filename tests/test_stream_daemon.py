@@ -24,14 +24,14 @@ import numpy as np
 import pytest
 import zmq
 
-from npustream.audio import load_audio
+from npustream.asr.audio import load_audio
 from npustream.client import Caption, Gap, Heartbeat, Status, Subscriber
-from npustream.stream import control
-from npustream.wer import normalize, wer
+from npustream.protocol import control
+from npustream.protocol.schema import caption_schema
+from tools.wer import normalize, wer
 
 pytestmark = pytest.mark.slow
-SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "npustream/schema/captions.schema.json").read_text())
-VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+VALIDATOR = jsonschema.Draft202012Validator(caption_schema())
 
 
 class Daemon:
@@ -42,14 +42,21 @@ class Daemon:
         self.env = {**os.environ, **(env or {}), "XDG_RUNTIME_DIR": str(runtime), "NPUSTREAM_LOG": "info"}
         self.pub = f"ipc://{runtime}/npustream/captions.sock"
         self.ctl = f"ipc://{runtime}/npustream/control.sock"
-        self.proc = subprocess.Popen([sys.executable, "-m", "npustream", "run", *args], env=self.env, stdin=stdin,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "npustream", "run", *args],
+            env=self.env,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     def wait_ready(self, timeout: float = 120.0) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                pytest.fail(f"daemon exited early ({self.proc.returncode}): {self.proc.stderr.read().decode()}")
+                pytest.fail(
+                    f"daemon exited early ({self.proc.returncode}): {self.proc.stderr.read().decode()}"
+                )
             try:
                 return control.request(self.ctl, "status", timeout=0.5)
             except control.DaemonUnreachable:
@@ -122,8 +129,16 @@ def raw_request(endpoint: str, frames: list[bytes], sock_type=zmq.REQ, timeout: 
 @pytest.fixture(scope="module")
 def osr_run(tmp_path_factory, audio_dir):
     runtime = tmp_path_factory.mktemp("runtime")
-    daemon = Daemon(runtime, "--source", f"file:{audio_dir / 'osr_0034_8k.wav'}", "--speed", "2",
-                    "--language", "en", "--echo")
+    daemon = Daemon(
+        runtime,
+        "--source",
+        f"file:{audio_dir / 'osr_0034_8k.wav'}",
+        "--speed",
+        "2",
+        "--language",
+        "en",
+        "--echo",
+    )
     daemon.wait_ready()
     run: dict = {"daemon": daemon}
     main = Collector(daemon)
@@ -136,9 +151,23 @@ def osr_run(tmp_path_factory, audio_dir):
     never_reads.setsockopt(zmq.SUBSCRIBE, b"")
     never_reads.connect(daemon.pub)
 
-    doomed = subprocess.Popen([sys.executable, "-m", "npustream", "subscribe", "--endpoint", daemon.pub,
-                               "--ctl", daemon.ctl, "--format", "json"], env=daemon.env,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    doomed = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "npustream",
+            "subscribe",
+            "--endpoint",
+            daemon.pub,
+            "--ctl",
+            daemon.ctl,
+            "--format",
+            "json",
+        ],
+        env=daemon.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     main.wait_for(lambda e: isinstance(e, Caption))
     deadline = time.monotonic() + 30
     while daemon.status()["subscribers"] < 3:  # main, never_reads, doomed
@@ -163,9 +192,13 @@ def osr_run(tmp_path_factory, audio_dir):
     run["huge_reply"] = raw_request(daemon.ctl, [b"x" * (1 << 20)], timeout=1.0)  # dropped by libzmq
     run["status_after_bad"] = daemon.status()
 
-    second = subprocess.run([sys.executable, "-m", "npustream", "run", "--source",
-                             f"file:{audio_dir / 'osr_0034_8k.wav'}"],
-                            env=daemon.env, capture_output=True, text=True, timeout=60)
+    second = subprocess.run(
+        [sys.executable, "-m", "npustream", "run", "--source", f"file:{audio_dir / 'osr_0034_8k.wav'}"],
+        env=daemon.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     run["second_daemon"] = (second.returncode, second.stderr)
 
     main.wait_for(lambda e: isinstance(e, Caption) and e.final and e.text)
@@ -190,8 +223,11 @@ def test_finals_match_the_transcript(osr_run, transcripts):
 def test_no_gaps_and_seq_is_consecutive(osr_run):
     main = osr_run["main"]
     assert main.error is None and main.of(Gap) == [] and main.sub.gaps == 0
-    live = [e.seq for e in main.of(Caption) + main.of(Status) + main.of(Heartbeat)
-            if not getattr(e, "from_snapshot", False)]
+    live = [
+        e.seq
+        for e in main.of(Caption) + main.of(Status) + main.of(Heartbeat)
+        if not getattr(e, "from_snapshot", False)
+    ]
     live.sort()
     assert live == list(range(live[0], live[0] + len(live)))
     assert len(main.of(Heartbeat)) >= 5  # one a second while the stream ran
@@ -208,13 +244,15 @@ def test_finals_never_repeat_or_reorder_and_times_are_monotonic(osr_run):
     assert all(0 <= w.start <= w.end <= 36.0 for w in words)
     texts = normalize(final_text(finals)).split()
     for n in (1, 2, 3, 4):  # no run of words published twice in a row (the transcript has none)
-        grams = [tuple(texts[i:i + n]) for i in range(len(texts) - n + 1)]
+        grams = [tuple(texts[i : i + n]) for i in range(len(texts) - n + 1)]
         assert all(grams[i] != grams[i + n] for i in range(len(grams) - n)), texts
     captions = sorted(main.of(Caption), key=lambda c: c.seq)
     segment_ids = [c.segment_id for c in captions]
     assert segment_ids == sorted(segment_ids)
     for seg in set(segment_ids):
-        revisions = [c.revision for c in captions if c.segment_id == seg and not c.final and not c.from_snapshot]
+        revisions = [
+            c.revision for c in captions if c.segment_id == seg and not c.final and not c.from_snapshot
+        ]
         assert revisions == sorted(set(revisions))
     ended = [c for c in finals if c.segment_end]
     assert len(ended) >= 8, "the pauses between the ten sentences should close utterances"
@@ -222,7 +260,9 @@ def test_finals_never_repeat_or_reorder_and_times_are_monotonic(osr_run):
 
 def test_every_message_matches_the_json_schema(osr_run):
     main, late = osr_run["main"], osr_run["late"]
-    raws = [e.raw for e in main.of(Caption) + late.of(Caption)] + [e.raw for e in main.of(Status) + main.of(Heartbeat)]
+    raws = [e.raw for e in main.of(Caption) + late.of(Caption)] + [
+        e.raw for e in main.of(Status) + main.of(Heartbeat)
+    ]
     assert len(raws) > 30
     for raw in raws:
         VALIDATOR.validate(raw)
@@ -286,10 +326,13 @@ def stdin_run(tmp_path_factory, audio_dir):
     white = rng.normal(0, 0.1, 16000 * 4)
     brown = np.cumsum(rng.normal(0, 1, 16000 * 4))
     brown = 0.3 * (brown - np.convolve(brown, np.ones(1600) / 1600, "same")) / np.abs(brown).max()
-    speech = load_audio(audio_dir / "osr_0034_8k.wav")[int(0.5 * 16000):int(3.0 * 16000)]  # "A gold ring will..."
+    speech = load_audio(audio_dir / "osr_0034_8k.wav")[
+        int(0.5 * 16000) : int(3.0 * 16000)
+    ]  # "A gold ring will..."
 
-    daemon = Daemon(tmp_path_factory.mktemp("runtime"), "--source", "stdin", "--language", "en",
-                    stdin=subprocess.PIPE)
+    daemon = Daemon(
+        tmp_path_factory.mktemp("runtime"), "--source", "stdin", "--language", "en", stdin=subprocess.PIPE
+    )
     daemon.wait_ready()
     sub = Collector(daemon)
     sub.start()
@@ -300,8 +343,12 @@ def stdin_run(tmp_path_factory, audio_dir):
     while daemon.status()["stream_time"] < 11.9:
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    run = {"daemon": daemon, "sub": sub, "status_after_noise": daemon.status(),
-           "captions_after_noise": list(sub.of(Caption))}
+    run = {
+        "daemon": daemon,
+        "sub": sub,
+        "status_after_noise": daemon.status(),
+        "captions_after_noise": list(sub.of(Caption)),
+    }
     daemon.proc.stdin.write(pcm16(speech))  # stops mid-sentence: the last words stay partial
     daemon.proc.stdin.flush()
     sub.wait_for(lambda e: isinstance(e, Caption) and not e.final and e.text)
@@ -318,7 +365,9 @@ def test_silence_and_noise_make_no_captions_and_no_engine_work(stdin_run):
     assert stdin_run["captions_after_noise"] == []
     assert status["decodes"] == 0 and status["finals"] == 0 and status["partials"] == 0
     captions = stdin_run["sub"].of(Caption)
-    assert captions and all(c.start is None or c.start >= 11.5 for c in captions)  # only the speech after 12 s
+    assert captions and all(
+        c.start is None or c.start >= 11.5 for c in captions
+    )  # only the speech after 12 s
 
 
 def test_sigterm_publishes_the_pending_partial_as_final_and_exits_cleanly(stdin_run):
@@ -338,10 +387,18 @@ def test_sigterm_publishes_the_pending_partial_as_final_and_exits_cleanly(stdin_
 
 
 # -- errors that need no full run --------------------------------------------------------------
-def npustream(*args: str, env_dir: Path, stdin=subprocess.DEVNULL, timeout=120) -> subprocess.CompletedProcess:
+def npustream(
+    *args: str, env_dir: Path, stdin=subprocess.DEVNULL, timeout=120
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "XDG_RUNTIME_DIR": str(env_dir)}
-    return subprocess.run([sys.executable, "-m", "npustream", *args], env=env, stdin=stdin,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "npustream", *args],
+        env=env,
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_missing_file_and_bad_config_are_clear_errors(tmp_path):
@@ -363,8 +420,9 @@ def test_no_daemon_is_a_clear_error_for_status_and_subscribe(tmp_path):
 
 
 def test_source_that_ends_before_any_audio(tmp_path):
-    result = npustream("run", "--source", "stdin", "--language", "en", env_dir=tmp_path,
-                       stdin=subprocess.DEVNULL)
+    result = npustream(
+        "run", "--source", "stdin", "--language", "en", env_dir=tmp_path, stdin=subprocess.DEVNULL
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "stdin ended before any audio arrived" in result.stderr
     assert "Traceback" not in result.stderr

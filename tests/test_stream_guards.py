@@ -7,17 +7,30 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from npustream.audio import load_audio
+from npustream.asr.audio import load_audio
+from npustream.asr.vad import VoiceActivity
 from npustream.stream.commit import CommitPolicy
 from npustream.stream.guards import HypothesisGuard
-from npustream.vad import VoiceActivity
 from npustream.types import Word
 
 # Whisper base's word alignment of the first two sentences (0-7 s) of osr_0034_8k.wav.
-SENTENCES = [("A", 0.74, 1.32), ("gold", 1.32, 1.54), ("ring", 1.54, 1.84), ("will", 1.84, 2.08),
-             ("please", 2.08, 2.44), ("most", 2.44, 2.84), ("any", 2.84, 3.3), ("girl.", 3.3, 3.64),
-             ("The", 4.62, 4.84), ("long", 4.84, 5.08), ("journey", 5.08, 5.32), ("home", 5.32, 5.68),
-             ("took", 5.68, 6.0), ("a", 6.0, 6.34), ("year.", 6.34, 6.7)]
+SENTENCES = [
+    ("A", 0.74, 1.32),
+    ("gold", 1.32, 1.54),
+    ("ring", 1.54, 1.84),
+    ("will", 1.84, 2.08),
+    ("please", 2.08, 2.44),
+    ("most", 2.44, 2.84),
+    ("any", 2.84, 3.3),
+    ("girl.", 3.3, 3.64),
+    ("The", 4.62, 4.84),
+    ("long", 4.84, 5.08),
+    ("journey", 5.08, 5.32),
+    ("home", 5.32, 5.68),
+    ("took", 5.68, 6.0),
+    ("a", 6.0, 6.34),
+    ("year.", 6.34, 6.7),
+]
 
 
 def hyp(skip: tuple[str, ...] = ()) -> list[Word]:
@@ -27,7 +40,7 @@ def hyp(skip: tuple[str, ...] = ()) -> list[Word]:
 @pytest.fixture(scope="module")
 def vad(audio_dir) -> VoiceActivity:
     v = VoiceActivity()
-    v.push(load_audio(audio_dir / "osr_0034_8k.wav")[:16000 * 8])
+    v.push(load_audio(audio_dir / "osr_0034_8k.wav")[: 16000 * 8])
     return v
 
 

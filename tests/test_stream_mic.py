@@ -21,9 +21,9 @@ from test_stream_daemon import (  # same directory: pytest puts it on sys.path
     final_text,
 )
 
-from npustream.audio import load_audio
+from npustream.asr.audio import load_audio
 from npustream.client import Caption, Status
-from npustream.wer import wer
+from tools.wer import wer
 
 pytestmark = pytest.mark.slow
 
@@ -33,15 +33,31 @@ class PulseServer:
         for tool in ("pulseaudio", "pactl", "paplay"):
             if shutil.which(tool) is None:
                 pytest.fail(f"{tool} not found: install pulseaudio and pulseaudio-utils (scripts/setup does)")
-        self.env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "PULSE_RUNTIME_PATH": str(runtime / "pulse"),
-                    "HOME": str(runtime)}
+        self.env = {
+            **os.environ,
+            "XDG_RUNTIME_DIR": str(runtime),
+            "PULSE_RUNTIME_PATH": str(runtime / "pulse"),
+            "HOME": str(runtime),
+        }
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit",
-             "-L", "module-native-protocol-unix", "-L", "module-null-sink sink_name=vspk rate=44100"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "pulseaudio",
+                "-n",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--disallow-exit",
+                "-L",
+                "module-native-protocol-unix",
+                "-L",
+                "module-null-sink sink_name=vspk rate=44100",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 15
         while subprocess.run(["pactl", "info"], env=self.env, capture_output=True).returncode != 0:
             assert time.monotonic() < deadline and self.proc.poll() is None, "pulseaudio did not start"
@@ -67,7 +83,9 @@ def pulse(tmp_path):
 
 def clip(audio_dir: Path, tmp_path: Path, start: float, end: float, name: str) -> Path:
     path = tmp_path / name
-    soundfile.write(path, load_audio(audio_dir / "osr_0034_8k.wav")[int(start * 16000):int(end * 16000)], 16000)
+    soundfile.write(
+        path, load_audio(audio_dir / "osr_0034_8k.wav")[int(start * 16000) : int(end * 16000)], 16000
+    )
     return path
 
 
@@ -79,7 +97,7 @@ def test_mic_captures_what_is_played(pulse, audio_dir, tmp_path, rate, monkeypat
 
     sounddevice._terminate()  # PortAudio lists devices at initialisation: see this test's server
     sounddevice._initialize()
-    from npustream.stream.mic import MicSource
+    from npustream.stream.capture.mic import MicSource
 
     source = MicSource("pulse", rate=rate)
     source.start()
@@ -104,13 +122,15 @@ def test_mic_captures_what_is_played(pulse, audio_dir, tmp_path, rate, monkeypat
     # the same offset: no dropouts, no drift.
     offsets = []
     for b in range(0, len(reference) - 8000, 8000):
-        block = reference[b:b + 8000]
+        block = reference[b : b + 8000]
         if np.abs(block).max() < 0.05:
             continue
         n = len(captured) + len(block)
-        corr = np.fft.irfft(np.fft.rfft(captured, n) * np.conj(np.fft.rfft(block, n)), n)[:len(captured) - 8000 + 1]
+        corr = np.fft.irfft(np.fft.rfft(captured, n) * np.conj(np.fft.rfft(block, n)), n)[
+            : len(captured) - 8000 + 1
+        ]
         at = int(np.argmax(corr))
-        similarity = np.corrcoef(captured[at:at + 8000], block)[0, 1]
+        similarity = np.corrcoef(captured[at : at + 8000], block)[0, 1]
         assert similarity > 0.95, f"block at {b / 16000:.1f} s not found in the capture (r={similarity:.3f})"
         offsets.append(at - b)
     assert len(offsets) >= 4 and max(offsets) - min(offsets) <= 2, offsets
@@ -141,8 +161,10 @@ def test_daemon_survives_the_audio_server_going_away(pulse, audio_dir, tmp_path)
     rc, _, err = daemon.finish(60)
     sub.join(30)
     assert rc == 0, err[-2000:]
-    reference = ("A gold ring will please most any girl. The long journey home took a year. "
-                 "She saw a cat in the neighbor's house.")
+    reference = (
+        "A gold ring will please most any girl. The long journey home took a year. "
+        "She saw a cat in the neighbor's house."
+    )
     text = final_text(sub.finals())
     assert wer(reference, text) <= 0.1, text
     assert sub.sub.gaps == 0

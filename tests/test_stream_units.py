@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from npustream.errors import ConfigError
-from npustream.stream import config, control, messages
-from npustream.stream.captioner import CaptionEvent
+from npustream.protocol import control, endpoints, messages
+from npustream.render import CaptionPrinter
+from npustream.stream import config
+from npustream.stream.capture.ring import RingBuffer
 from npustream.stream.commit import CommitPolicy, cut_repetition
-from npustream.stream.render import CaptionPrinter
-from npustream.stream.ring import RingBuffer
 from npustream.stream.windows import AudioWindow
-from npustream.types import Word
+from npustream.types import CaptionEvent, Word
 
 
 def words(text: str, start: float = 0.0, step: float = 0.5) -> list[Word]:
@@ -153,19 +153,28 @@ def test_config_file_and_flags(tmp_path):
     path = tmp_path / "npustream.toml"
     path.write_text('source = "file:/x.wav"\nhop = 0.5\nlanguage = "en"\nwords = false\n')
     cfg = config.build(path, {"hop": 2.0, "engine": None})
-    assert (cfg.source, cfg.hop, cfg.language, cfg.words, cfg.engine) == ("file:/x.wav", 2.0, "en", False, "cpu")
+    assert (cfg.source, cfg.hop, cfg.language, cfg.words, cfg.engine) == (
+        "file:/x.wav",
+        2.0,
+        "en",
+        False,
+        "cpu",
+    )
 
 
-@pytest.mark.parametrize("text, message", [
-    ("hopp = 1.0\n", "unknown key 'hopp'"),
-    ('hop = "fast"\n', "key 'hop' must be a number"),
-    ("beam_size = 2.5\n", "key 'beam_size' must be an integer"),
-    ("endpoint_ms = 5\n", "key 'endpoint_ms' must be milliseconds from 100 to 10000"),
-    ('engine = "gpu"\n', "key 'engine' must be one of cpu, npu, npu-emu"),
-    ('source = "microphone"\n', "key 'source' must be mic"),
-    ('pub = "udp://x"\n', "key 'pub' must be an ipc://"),
-    ("hop = [1\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("hopp = 1.0\n", "unknown key 'hopp'"),
+        ('hop = "fast"\n', "key 'hop' must be a number"),
+        ("beam_size = 2.5\n", "key 'beam_size' must be an integer"),
+        ("endpoint_ms = 5\n", "key 'endpoint_ms' must be milliseconds from 100 to 10000"),
+        ('engine = "gpu"\n', "key 'engine' must be one of cpu, npu, npu-emu"),
+        ('source = "microphone"\n', "key 'source' must be mic"),
+        ('pub = "udp://x"\n', "key 'pub' must be an ipc://"),
+        ("hop = [1\n", "not valid TOML"),
+    ],
+)
 def test_config_errors_name_the_key(tmp_path, text, message):
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -187,19 +196,22 @@ def test_config_cross_checks_and_missing_file(tmp_path):
 
 def test_default_endpoints_follow_xdg_runtime_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    assert config.default_pub() == f"ipc://{tmp_path}/npustream/captions.sock"
+    assert endpoints.default_pub() == f"ipc://{tmp_path}/npustream/captions.sock"
     monkeypatch.delenv("XDG_RUNTIME_DIR")
-    assert config.default_ctl().startswith("ipc:///tmp/npustream-")
+    assert endpoints.default_ctl().startswith("ipc:///tmp/npustream-")
 
 
 # -- control protocol and wire messages ---------------------------------------------------
-@pytest.mark.parametrize("body, error", [
-    (b"\xff\xfe", "not UTF-8 JSON"),
-    (b"status", "not UTF-8 JSON"),
-    (b"[1, 2]", "must be a JSON object"),
-    (b'{"cmd": "reboot"}', "unknown cmd 'reboot'"),
-    (b'{"cmd": "status", "pad": "' + b"x" * 5000 + b'"}', "exceeds the 4096-byte limit"),
-])
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        (b"\xff\xfe", "not UTF-8 JSON"),
+        (b"status", "not UTF-8 JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b'{"cmd": "reboot"}', "unknown cmd 'reboot'"),
+        (b'{"cmd": "status", "pad": "' + b"x" * 5000 + b'"}', "exceeds the 4096-byte limit"),
+    ],
+)
 def test_control_rejects_malformed_requests(body, error):
     cmd, message = control.parse_request(body)
     assert cmd is None and error in message
@@ -215,12 +227,18 @@ def test_control_envelopes_and_valid_request():
 
 def test_messages_round_trip_and_reject_foreign_payloads():
     event = CaptionEvent("final", 3, tuple(words("hello there", 1.0)), segment_end=True)
-    frames, message = messages.encode(messages.FINAL, messages.caption_body(event, 1700000000.0, True), "abc", 7)
+    frames, message = messages.encode(
+        messages.FINAL, messages.caption_body(event, 1700000000.0, True), "abc", 7
+    )
     decoded = messages.decode(frames)
     assert decoded == message
     assert (decoded["text"], decoded["start"], decoded["end"], decoded["seq"]) == ("hello there", 1.0, 2.0, 7)
-    for bad in ([b"caption.final"], [b"caption.final", b"{not json"], [b"status", frames[1]],
-                [b"caption.final", b'{"v": 2, "type": "caption.final", "seq": 1, "stream_id": "x"}']):
+    for bad in (
+        [b"caption.final"],
+        [b"caption.final", b"{not json"],
+        [b"status", frames[1]],
+        [b"caption.final", b'{"v": 2, "type": "caption.final", "seq": 1, "stream_id": "x"}'],
+    ):
         with pytest.raises(ValueError):
             messages.decode(bad)
 
@@ -237,7 +255,10 @@ def test_text_printer_rewrites_the_open_line_and_scrolls_finals():
     assert "\x1b[2mwill\x1b[0m" in screen  # the partial is dimmed
     piped = io.StringIO()
     printer = CaptionPrinter(piped, "text", live=False)
-    for m in ({"type": "caption.partial", "text": "x"}, {"type": "caption.final", "text": "one", "segment_end": False},
-              {"type": "caption.final", "text": "two.", "segment_end": True}):
+    for m in (
+        {"type": "caption.partial", "text": "x"},
+        {"type": "caption.final", "text": "one", "segment_end": False},
+        {"type": "caption.final", "text": "two.", "segment_end": True},
+    ):
         printer.handle(m)
     assert piped.getvalue() == "one two.\n"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from npustream.recognizer import Recognizer, RecognizerConfig
-from npustream.transcribe import transcribe_file
-from npustream.wer import wer
+from npustream.asr.recognizer import Recognizer, RecognizerConfig
+from npustream.transcribe.transcriber import transcribe_file
+from tools.wer import wer
 
 AUDIO_FILES = ("jfk.flac", "libri_1.flac", "osr_0034_8k.wav")
 
@@ -91,8 +91,9 @@ def test_noise_gives_no_text(recognizer, tmp_path):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "npustream", *args], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "npustream", *args], capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.slow
@@ -107,11 +108,14 @@ def test_cli_json_output(audio_dir, transcripts):
     assert {"start", "end", "word", "probability"} <= set(words[0])
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"", "empty"),
-    (b"this is not audio, just text\n" * 10, "cannot decode"),
-    (b"fLaC\x00\x00\x00\x22" + bytes(range(256)) * 4, "cannot decode"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"", "empty"),
+        (b"this is not audio, just text\n" * 10, "cannot decode"),
+        (b"fLaC\x00\x00\x00\x22" + bytes(range(256)) * 4, "cannot decode"),
+    ],
+)
 def test_cli_rejects_bad_files_with_one_line(tmp_path, content, expected):
     path = tmp_path / "bad.flac"
     path.write_bytes(content)

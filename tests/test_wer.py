@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from npustream.wer import normalize, number_to_words, ordinal_to_words, wer, word_errors
+from tools.wer import normalize, number_to_words, ordinal_to_words, wer, word_errors
 
 
 @pytest.mark.parametrize(

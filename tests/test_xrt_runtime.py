@@ -1,4 +1,4 @@
-"""The XRT runtime against the pyxrt TEST DOUBLE (npustream/npu/pyxrt_double.py): it obeys the
+"""The XRT runtime against the pyxrt TEST DOUBLE (tests/doubles/pyxrt.py): it obeys the
 protocol the real stack needs, and the double catches the violations."""
 
 from __future__ import annotations
@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from npu_random_weights import TINY, random_mels, random_weights
 
+from doubles import pyxrt as dbl
+from doubles.pyxrt_build import emulated_program, write_stand_in_build
 from npustream.errors import EngineError
-from npustream.npu import pyxrt_double as dbl
-from npustream.npu.emulator import encode_window
-from npustream.npu.executor import EmulatorBackend, Executor
-from npustream.npu.manifest import load_manifest
-from npustream.npu.params import PRESETS
-from npustream.npu.plan import column_runs, make_plan
-from npustream.npu.pyxrt_double_build import emulated_program, write_stand_in_build
-from npustream.npu.tiles import DEFAULT_TILES
-from npustream.npu.xrt_runtime import XrtBackend
+from npustream.npu.ops.params import PRESETS
+from npustream.npu.ops.tiles import DEFAULT_TILES
+from npustream.npu.plan.plans import column_runs, make_plan
+from npustream.npu.run.emulator import encode_window
+from npustream.npu.run.executor import EmulatorBackend, Executor
+from npustream.npu.run.manifest import load_manifest
+from npustream.npu.run.xrt import XrtBackend
 
 PHOENIX = PRESETS["phoenix"]
 TO, FROM = dbl.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, dbl.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE
@@ -94,7 +94,9 @@ def test_a_failed_or_hung_run_raises_engine_error(pipeline_build, tiny_weights, 
         npu.hang_next()
         match = "did not complete within 300 ms"
     first, last = plan.columns[0][0].op.name, plan.columns[0][-1].op.name
-    with pytest.raises(EngineError, match=f"NPU column 0 failed: NPU run of {first} .. {last} on column 0 {match}"):
+    with pytest.raises(
+        EngineError, match=f"NPU column 0 failed: NPU run of {first} .. {last} on column 0 {match}"
+    ):
         executor.encode(random_mels(1))
     executor.close()
 
@@ -113,7 +115,7 @@ def test_context_limit_and_missing_kernel(pipeline_build, tiny_weights):
 
 def test_build_must_exist_and_match_the_plan(tmp_path, pipeline_build, tiny_weights):
     plan, build = pipeline_build
-    with pytest.raises(EngineError, match=r"no built NPU design .*manifest.json missing.*mlir/build.py"):
+    with pytest.raises(EngineError, match=r"no built NPU design .*manifest.json missing.*mlir.build"):
         XrtBackend(plan, tiny_weights, tmp_path / "nothing", pyxrt=_device(build)[1])
     split = make_plan("split", TINY, DEFAULT_TILES, PHOENIX)
     with pytest.raises(EngineError, match="the NPU build is for plan 'pipeline', this run needs 'split'"):
@@ -169,8 +171,11 @@ def test_the_double_refuses_stale_reads_and_runs_asynchronously(pipeline_build):
     npu, _, _, kernel, insts, n, data = _kernel_setup(build)
     npu.program = lambda name, words, bufs: bufs[2].device.__setitem__(slice(0, 4), 7)  # the device writes
     run = kernel(3, insts, n, *data)
-    assert run.state() in (dbl.ert_cmd_state.ERT_CMD_STATE_QUEUED, dbl.ert_cmd_state.ERT_CMD_STATE_RUNNING,
-                           dbl.ert_cmd_state.ERT_CMD_STATE_COMPLETED)
+    assert run.state() in (
+        dbl.ert_cmd_state.ERT_CMD_STATE_QUEUED,
+        dbl.ert_cmd_state.ERT_CMD_STATE_RUNNING,
+        dbl.ert_cmd_state.ERT_CMD_STATE_COMPLETED,
+    )
     assert run.wait(5000) == dbl.ert_cmd_state.ERT_CMD_STATE_COMPLETED
     with pytest.raises(dbl.ProtocolError, match="without sync"):
         data[2].read(4, 0)
@@ -202,8 +207,8 @@ def test_npu_engine_on_the_double_matches_npu_emu(tmp_path, base_model_dir, jfk_
     """The whole `npu` engine (base model, scheduler's plan, XRT runtime) on the test double."""
     from npustream.engines.npu import NpuEngine
     from npustream.engines.npu_emu import NpuEmuEngine
-    from npustream.npu.layout import load_npu_weights
-    from npustream.npu.scheduler import choose
+    from npustream.npu.ops.weights import load_npu_weights
+    from npustream.npu.predict.scheduler import choose
 
     emu = NpuEmuEngine(base_model_dir)
     weights = load_npu_weights(base_model_dir)

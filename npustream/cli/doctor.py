@@ -5,12 +5,15 @@ from __future__ import annotations
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "doctor", help="check audio, NPU, model and daemon; say what run would do",
+        "doctor",
+        help="check audio, NPU, model and daemon; say what run would do",
         description="Check the audio input, the NPU (device, driver, XRT, pyxrt, xclbins), the "
         "model, the sockets and a running daemon, and say which engine `npustream run` would "
-        "use and why. Exits non-zero when the daemon cannot run as configured.")
-    parser.add_argument("--config", metavar="FILE",
-                        help="config to check (default: the user service's, when installed)")
+        "use and why. Exits non-zero when the daemon cannot run as configured.",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="config to check (default: the user service's, when installed)"
+    )
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     parser.set_defaults(handler=_doctor)
 
@@ -23,10 +26,18 @@ def _doctor(args) -> int:
 
     diag = diagnose(args.config)
     if args.json:
-        print(json.dumps({"can_run": diag.can_run, "engine": diag.engine,
-                          "engine_reason": diag.engine_reason,
-                          "config": str(diag.config_path) if diag.config_path else None,
-                          "checks": [asdict(c) for c in diag.checks]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "can_run": diag.can_run,
+                    "engine": diag.engine,
+                    "engine_reason": diag.engine_reason,
+                    "config": str(diag.config_path) if diag.config_path else None,
+                    "checks": [asdict(c) for c in diag.checks],
+                },
+                indent=2,
+            )
+        )
     else:
         print(render(diag))
     return 0 if diag.can_run else 1

@@ -1,6 +1,6 @@
 """`npustream plan`: the NPU plan, its resource check and the timing model's predicted figures.
 
-Every figure printed is PREDICTED by the timing model (npustream/npu/timing.py), not measured.
+Every figure printed is PREDICTED by the timing model (npustream/npu/plan/cost.py), not measured.
 """
 
 from __future__ import annotations
@@ -11,16 +11,28 @@ import sys
 
 # Published Whisper encoder shapes (d_model, heads, layers), for planning without a model file;
 # --model reads the dimensions from a model's weights instead.
-SHAPES = {"tiny": (384, 6, 4), "base": (512, 8, 6), "small": (768, 12, 12),
-          "medium": (1024, 16, 24), "large": (1280, 20, 32)}
+SHAPES = {
+    "tiny": (384, 6, 4),
+    "base": (512, 8, 6),
+    "small": (768, 12, 12),
+    "medium": (1024, 16, 24),
+    "large": (1280, 20, 32),
+}
 LABEL = "predicted by the timing model, not measured"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("plan", help="show the NPU plan, resource check and predicted timing",
-                              description=__doc__.splitlines()[0])
-    p.add_argument("--plan", choices=("pipeline", "split"), default=None,
-                   help="plan to show (default: the scheduler's choice for --objective)")
+    p = subparsers.add_parser(
+        "plan",
+        help="show the NPU plan, resource check and predicted timing",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument(
+        "--plan",
+        choices=("pipeline", "split"),
+        default=None,
+        help="plan to show (default: the scheduler's choice for --objective)",
+    )
     p.add_argument("--objective", choices=("latency", "throughput"), default="latency")
     p.add_argument("--preset", choices=("phoenix", "hawkpoint"), default="phoenix")
     p.add_argument("--shape", choices=tuple(SHAPES), default="base", help="Whisper model size")
@@ -44,15 +56,19 @@ def _dims(args: argparse.Namespace):
 
 def _work(task) -> dict:
     share = task.share
-    return {"op": task.op.name, "rows": [share.row0, share.row1], "heads": [share.head0, share.head1],
-            "predicted_ms": round(task.cost.time_s() * 1e3, 4)}
+    return {
+        "op": task.op.name,
+        "rows": [share.row0, share.row1],
+        "heads": [share.head0, share.head1],
+        "predicted_ms": round(task.cost.time_s() * 1e3, 4),
+    }
 
 
 def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, object]:
     """The JSON object `plan --json` prints (also used by the benchmark)."""
-    from npustream.npu.plan import issue_counts
-    from npustream.npu.resources import check_plan
-    from npustream.npu.simulate import issue_break_evens, predict
+    from npustream.npu.predict.resources import check_plan
+    from npustream.npu.predict.simulate import issue_break_evens, predict
+    from npustream.npu.program.runs import issue_counts
 
     plan = choice.plan
     counts = issue_counts(plan)
@@ -61,19 +77,21 @@ def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, obje
     resources = check_plan(plan)
     columns = []
     for c, tasks in enumerate(plan.columns):
-        columns.append({
-            "column": c,
-            "utilisation": round(prediction.utilisation[c], 4),
-            "compute_utilisation": round(prediction.compute_utilisation[c], 4),
-            "ops": [t.op.name for t in tasks],
-            "work": [_work(t) for t in tasks],
-            **({"carried": list(plan.stages[c].carried)} if plan.stages else {}),
-        })
+        columns.append(
+            {
+                "column": c,
+                "utilisation": round(prediction.utilisation[c], 4),
+                "compute_utilisation": round(prediction.compute_utilisation[c], 4),
+                "ops": [t.op.name for t in tasks],
+                "work": [_work(t) for t in tasks],
+                **({"carried": list(plan.stages[c].carried)} if plan.stages else {}),
+            }
+        )
     obj = {
         "plan": plan.kind,
         "preset": preset,
         "note": f"all figures are {LABEL}; the per-column task and operation counts are counted from the "
-                "column programs",
+        "column programs",
         "reason": choice.reason,
         "predicted_latency_ms": round(prediction.latency_s * 1e3, 3),
         "compute_bound_ms": round(prediction.compute_bound_s * 1e3, 3),
@@ -89,8 +107,9 @@ def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, obje
         "instruction_ops_per_column": [sum(c.ops for c in column) for column in counts],
         "issue_op_us": plan.params.issue_op_s * 1e6,  # assumed, unmeasured: phoenix.md has no figure
         "predicted_exposed_issue_ms": round(prediction.exposed_issue_s * 1e3, 3),
-        "predicted_issue_op_break_even_us": {name: None if v is None else round(v * 1e6, 3)
-                                             for name, v in break_evens.items()},
+        "predicted_issue_op_break_even_us": {
+            name: None if v is None else round(v * 1e6, 3) for name, v in break_evens.items()
+        },
         "columns": columns,
         "resource_check": resources.as_dict(),
     }
@@ -98,7 +117,7 @@ def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, obje
 
 
 def _print_text(obj: dict, out=sys.stdout) -> None:
-    from npustream.npu.simulate import TARGETS
+    from npustream.npu.predict.simulate import TARGETS
 
     print(f"NPU plan: {obj['plan']} on {obj['preset']} ({obj['reason']})", file=out)
     print(f"All figures below are {LABEL}.", file=out)
@@ -108,19 +127,37 @@ def _print_text(obj: dict, out=sys.stdout) -> None:
         if obj["plan"] == "split":
             span = f"a share of every op ({len(ops)} ops)"
         carried = f", carries {', '.join(col['carried'])}" if col.get("carried") else ""
-        print(f"  column {col['column']}: {span}{carried}; predicted busy {col['utilisation']:.0%}, "
-              f"computing {col['compute_utilisation']:.0%}", file=out)
-    print(f"  predicted latency per window:   {obj['predicted_latency_ms']:.1f} ms "
-          f"(array compute bound {obj['compute_bound_ms']:.1f} ms)", file=out)
-    print(f"  predicted throughput:           {obj['predicted_throughput_windows_per_s']:.2f} windows/s "
-          f"(compute bound {obj['compute_bound_throughput_windows_per_s']:.2f})", file=out)
-    print(f"  predicted transfer hidden:      {obj['hidden_transfer_share']:.1%} of "
-          f"{obj['predicted_transfer_ms']:.1f} ms", file=out)
+        print(
+            f"  column {col['column']}: {span}{carried}; predicted busy {col['utilisation']:.0%}, "
+            f"computing {col['compute_utilisation']:.0%}",
+            file=out,
+        )
+    print(
+        f"  predicted latency per window:   {obj['predicted_latency_ms']:.1f} ms "
+        f"(array compute bound {obj['compute_bound_ms']:.1f} ms)",
+        file=out,
+    )
+    print(
+        f"  predicted throughput:           {obj['predicted_throughput_windows_per_s']:.2f} windows/s "
+        f"(compute bound {obj['compute_bound_throughput_windows_per_s']:.2f})",
+        file=out,
+    )
+    print(
+        f"  predicted transfer hidden:      {obj['hidden_transfer_share']:.1%} of "
+        f"{obj['predicted_transfer_ms']:.1f} ms",
+        file=out,
+    )
     print(f"  predicted start-up (once):      {obj['predicted_startup_ms']:.0f} ms", file=out)
-    print(f"  instruction stream per window (counted): DMA tasks per column {obj['dma_tasks_per_column']}, "
-          f"operations {obj['instruction_ops_per_column']}", file=out)
-    print(f"  command processor per operation: {obj['issue_op_us']:g} us assumed (unmeasured; phoenix.md has "
-          f"no figure); predicted exposed issue {obj['predicted_exposed_issue_ms']:.1f} ms", file=out)
+    print(
+        f"  instruction stream per window (counted): DMA tasks per column {obj['dma_tasks_per_column']}, "
+        f"operations {obj['instruction_ops_per_column']}",
+        file=out,
+    )
+    print(
+        f"  command processor per operation: {obj['issue_op_us']:g} us assumed (unmeasured; phoenix.md has "
+        f"no figure); predicted exposed issue {obj['predicted_exposed_issue_ms']:.1f} ms",
+        file=out,
+    )
     for target in TARGETS:
         us = obj["predicted_issue_op_break_even_us"][target.name]
         print(f"  {target.break_even_text(None if us is None else us * 1e-6)}", file=out)
@@ -132,16 +169,16 @@ def _print_text(obj: dict, out=sys.stdout) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from npustream.errors import ConfigError
-    from npustream.npu.params import preset
-    from npustream.npu.scheduler import choose
-    from npustream.npu.tiles import DEFAULT_TILES
+    from npustream.npu.ops.params import preset
+    from npustream.npu.ops.tiles import DEFAULT_TILES
+    from npustream.npu.predict.scheduler import choose
 
     if args.windows < 2:
         raise ConfigError("--windows must be at least 2 to predict a stream's throughput")
     choice = choose(_dims(args), DEFAULT_TILES, preset(args.preset), objective=args.objective, plan=args.plan)
     obj, one, stream = report(choice, args.windows, args.preset)
     if args.gantt:
-        from npustream.npu.gantt import write_gantt
+        from npustream.npu.predict.gantt import write_gantt
 
         obj["gantt"] = str(write_gantt(args.gantt, one, stream, args.preset))
     if args.json:

@@ -14,7 +14,8 @@ HELP = {
     "beam_size": "decoder beam size (default 5)",
     "threads": "CPU threads for ctranslate2 (default 0: all cores)",
     "compute_type": "ctranslate2 compute type (default int8)",
-    "context": "encoder context: fit (the window's audio + 3 s, at least 15 s; faster, cpu engine) or full (Whisper's 30 s); default fit",
+    "context": "encoder context: fit (the window's audio + 3 s, at least 15 s; faster, cpu engine) "
+    "or full (Whisper's 30 s); default fit",
     "hop": "seconds of audio between updates (default 1.0)",
     "endpoint_ms": "a pause this long (ms) ends an utterance and makes it final (default 500)",
     "max_window": "seconds of audio one decode sees at most (default 30)",
@@ -38,7 +39,9 @@ def register(subparsers) -> None:
     from npustream.stream.config import StreamConfig
 
     p = subparsers.add_parser("run", help="run the captioning daemon", description=__doc__)
-    p.add_argument("--config", metavar="FILE", help="TOML file setting any of the options below; flags override it")
+    p.add_argument(
+        "--config", metavar="FILE", help="TOML file setting any of the options below; flags override it"
+    )
     for f in fields(StreamConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.type.startswith("bool"):

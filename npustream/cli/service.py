@@ -7,27 +7,41 @@ import argparse
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "service", help="install or remove the systemd unit",
+        "service",
+        help="install or remove the systemd unit",
         description="Install or remove npustream as a systemd service. The user service (default) "
         "runs in your session, next to PipeWire/PulseAudio; the system service is for dedicated "
-        "machines and runs as its own user with the NPU and ALSA devices only.")
+        "machines and runs as its own user with the NPU and ALSA devices only.",
+    )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def scope_flags(p: argparse.ArgumentParser) -> None:
         group = p.add_mutually_exclusive_group()
-        group.add_argument("--user", dest="scope", action="store_const", const="user",
-                           help="this user's service manager (default)")
-        group.add_argument("--system", dest="scope", action="store_const", const="system",
-                           help="the system service manager (needs root)")
+        group.add_argument(
+            "--user",
+            dest="scope",
+            action="store_const",
+            const="user",
+            help="this user's service manager (default)",
+        )
+        group.add_argument(
+            "--system",
+            dest="scope",
+            action="store_const",
+            const="system",
+            help="the system service manager (needs root)",
+        )
         p.set_defaults(scope="user")
 
     install = actions.add_parser("install", help="write the unit and a default config")
     scope_flags(install)
     install.add_argument("--enable", action="store_true", help="also enable and start it now")
-    install.add_argument("--python", metavar="PATH",
-                         help="interpreter for ExecStart (default: the one running this command)")
-    install.add_argument("--root", metavar="DIR",
-                         help="stage a --system install under DIR (packaging); runs nothing")
+    install.add_argument(
+        "--python", metavar="PATH", help="interpreter for ExecStart (default: the one running this command)"
+    )
+    install.add_argument(
+        "--root", metavar="DIR", help="stage a --system install under DIR (packaging); runs nothing"
+    )
     install.set_defaults(handler=_install)
 
     uninstall = actions.add_parser("uninstall", help="stop, disable and remove the unit")

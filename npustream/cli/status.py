@@ -7,13 +7,24 @@ import json
 
 # (field, label, unit) in the order people look for them
 FIELDS = (
-    ("source", "source", ""), ("source_state", "source state", ""), ("engine", "engine", ""),
-    ("fallback_reason", "engine fallback", ""), ("model", "model", ""), ("uptime", "uptime", " s"),
-    ("stream_time", "audio processed", " s"), ("lag", "lag", " s"), ("rtf", "real-time factor", ""),
-    ("decodes", "windows decoded", ""), ("windows_skipped", "windows skipped", ""),
-    ("audio_dropped", "audio dropped", " s"), ("finals", "final captions", ""),
-    ("partials", "partial captions", ""), ("subscribers", "subscribers", ""), ("seq", "last seq", ""),
-    ("pid", "pid", ""), ("stream_id", "stream id", ""),
+    ("source", "source", ""),
+    ("source_state", "source state", ""),
+    ("engine", "engine", ""),
+    ("fallback_reason", "engine fallback", ""),
+    ("model", "model", ""),
+    ("uptime", "uptime", " s"),
+    ("stream_time", "audio processed", " s"),
+    ("lag", "lag", " s"),
+    ("rtf", "real-time factor", ""),
+    ("decodes", "windows decoded", ""),
+    ("windows_skipped", "windows skipped", ""),
+    ("audio_dropped", "audio dropped", " s"),
+    ("finals", "final captions", ""),
+    ("partials", "partial captions", ""),
+    ("subscribers", "subscribers", ""),
+    ("seq", "last seq", ""),
+    ("pid", "pid", ""),
+    ("stream_id", "stream id", ""),
 )
 
 
@@ -27,8 +38,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from npustream.errors import NpustreamError
-    from npustream.stream import control
-    from npustream.stream.config import default_ctl
+    from npustream.protocol import control
+    from npustream.protocol.endpoints import default_ctl
 
     endpoint = args.ctl or default_ctl()
     answer = control.request(endpoint, "status", timeout=args.timeout)

@@ -13,10 +13,17 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     from npustream.engines import ENGINE_NAMES
 
     parser.add_argument("--engine", choices=ENGINE_NAMES, default="cpu", help="encoder engine (default: cpu)")
-    parser.add_argument("--model-dir", default=None,
-                        help="a CTranslate2 Whisper model directory (default: the packaged Whisper base)")
-    parser.add_argument("--compute-type", default="int8", choices=("int8", "float32"),
-                        help="ctranslate2 compute type for the decoder and the cpu encoder")
+    parser.add_argument(
+        "--model-dir",
+        default=None,
+        help="a CTranslate2 Whisper model directory (default: the packaged Whisper base)",
+    )
+    parser.add_argument(
+        "--compute-type",
+        default="int8",
+        choices=("int8", "float32"),
+        help="ctranslate2 compute type for the decoder and the cpu encoder",
+    )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     parser.add_argument("--language", default=None, help="language code, e.g. en (default: detect)")
     parser.add_argument("--task", choices=("transcribe", "translate"), default="transcribe")
@@ -29,23 +36,36 @@ def register(sub) -> None:
     parser.add_argument("--format", choices=FORMATS, default="txt")
     parser.add_argument("--word-timestamps", action="store_true")
     parser.add_argument("--initial-prompt", default=None, help="text to condition the first window on")
-    parser.add_argument("--no-vad", dest="vad", action="store_false",
-                        help="decode windows that silero VAD hears no speech in (default: skip them)")
+    parser.add_argument(
+        "--no-vad",
+        dest="vad",
+        action="store_false",
+        help="decode windows that silero VAD hears no speech in (default: skip them)",
+    )
     add_model_options(parser)
     parser.set_defaults(handler=handle, default_log_level="warning")
 
 
 def handle(args: argparse.Namespace) -> int:
-    from npustream.audio import stream_audio
-    from npustream.formats import render
+    from npustream.asr.audio import stream_audio
+    from npustream.asr.recognizer import Recognizer, RecognizerConfig
     from npustream.progress import Progress
-    from npustream.recognizer import Recognizer, RecognizerConfig
-    from npustream.transcribe import transcribe_file
+    from npustream.transcribe.formats import render
+    from npustream.transcribe.transcriber import transcribe_file
 
     stream_audio(args.file)  # fail on unusable audio before the model loads
-    recognizer = Recognizer(RecognizerConfig(
-        model_dir=args.model_dir, engine=args.engine, compute_type=args.compute_type, threads=args.threads,
-        language=args.language, task=args.task, beam_size=args.beam_size, word_timestamps=args.word_timestamps))
+    recognizer = Recognizer(
+        RecognizerConfig(
+            model_dir=args.model_dir,
+            engine=args.engine,
+            compute_type=args.compute_type,
+            threads=args.threads,
+            language=args.language,
+            task=args.task,
+            beam_size=args.beam_size,
+            word_timestamps=args.word_timestamps,
+        )
+    )
     progress = None
 
     def on_progress(done: float, total: float) -> None:
@@ -54,8 +74,9 @@ def handle(args: argparse.Namespace) -> int:
             progress = progress or Progress("transcribing", total)
             progress.update(done)
 
-    transcript = transcribe_file(recognizer, args.file, initial_prompt=args.initial_prompt, vad=args.vad,
-                                 on_progress=on_progress)
+    transcript = transcribe_file(
+        recognizer, args.file, initial_prompt=args.initial_prompt, vad=args.vad, on_progress=on_progress
+    )
     if progress:
         progress.close()
     sys.stdout.write(render(transcript, args.format))

@@ -25,33 +25,47 @@ class NpuEngine:
     name = "npu"
     any_length = False  # the NPU plan is built for Whisper's 1500 encoder positions
 
-    def __init__(self, model_dir: str | Path, *, build_dir: str | Path | None = None, plan: str | None = None,
-                 objective: str = "latency", preset: str = "phoenix", pyxrt=None,
-                 device_node: str | None = DEVICE_NODE, timeout_ms: int = 10_000):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        build_dir: str | Path | None = None,
+        plan: str | None = None,
+        objective: str = "latency",
+        preset: str = "phoenix",
+        pyxrt=None,
+        device_node: str | None = DEVICE_NODE,
+        timeout_ms: int = 10_000,
+    ):
         """`pyxrt` and `device_node=None` are for tests with the pyxrt test double."""
         if device_node is not None and not os.path.exists(device_node):
-            raise EngineError(f"no NPU: {device_node} does not exist (needs an XDNA NPU and the amdxdna "
-                              "driver, in Linux from 6.14)")
-        from npustream.npu.xrt_runtime import import_pyxrt
+            raise EngineError(
+                f"no NPU: {device_node} does not exist (needs an XDNA NPU and the amdxdna "
+                "driver, in Linux from 6.14)"
+            )
+        from npustream.npu.run.xrt import import_pyxrt
 
         pyxrt = pyxrt or import_pyxrt()
-        from npustream.npu import params as npu_params
-        from npustream.npu.executor import Executor
-        from npustream.npu.layout import load_npu_weights
-        from npustream.npu.manifest import default_build_dir, load_manifest
-        from npustream.npu.resources import check_plan
-        from npustream.npu.scheduler import choose
-        from npustream.npu.xrt_runtime import XrtBackend
+        from npustream.npu.ops import params as npu_params
+        from npustream.npu.ops.weights import load_npu_weights
+        from npustream.npu.predict.resources import check_plan
+        from npustream.npu.predict.scheduler import choose
+        from npustream.npu.run.executor import Executor
+        from npustream.npu.run.manifest import default_build_dir, load_manifest
+        from npustream.npu.run.xrt import XrtBackend
 
         weights = load_npu_weights(model_dir)
-        choice = choose(weights.dims, weights.tiles, npu_params.preset(preset), objective=objective, plan=plan)
+        choice = choose(
+            weights.dims, weights.tiles, npu_params.preset(preset), objective=objective, plan=plan
+        )
         build_dir = Path(build_dir) if build_dir else default_build_dir(choice.plan.kind, preset)
         load_manifest(build_dir)  # "no built xclbins" before anything touches the device
         check_plan(choice.plan).raise_if_violated()
         self.dims = weights.dims
         self.plan = choice.plan
-        self._executor = Executor(choice.plan, XrtBackend(choice.plan, weights, build_dir, pyxrt=pyxrt,
-                                                          timeout_ms=timeout_ms))
+        self._executor = Executor(
+            choice.plan, XrtBackend(choice.plan, weights, build_dir, pyxrt=pyxrt, timeout_ms=timeout_ms)
+        )
         self._broken: str | None = None
         logger.info("npu.engine_ready", plan=choice.plan.kind, reason=choice.reason, build=str(build_dir))
 

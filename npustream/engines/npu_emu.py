@@ -13,9 +13,9 @@ import numpy as np
 
 from npustream import log
 from npustream.errors import EngineError
-from npustream.npu import emulator
-from npustream.npu.layout import load_npu_weights
-from npustream.npu.tiles import DEFAULT_TILES, Tiles
+from npustream.npu.ops.tiles import DEFAULT_TILES, Tiles
+from npustream.npu.ops.weights import load_npu_weights
+from npustream.npu.run import emulator
 
 logger = log.get(__name__)
 
@@ -40,5 +40,7 @@ class NpuEmuEngine:
         for i, window in enumerate(mel):
             start = time.perf_counter()
             out[i] = emulator.encode_window(window, self.weights)
-            logger.debug("npu_emu.window", index=i, of=len(mel), seconds=round(time.perf_counter() - start, 3))
+            logger.debug(
+                "npu_emu.window", index=i, of=len(mel), seconds=round(time.perf_counter() - start, 3)
+            )
         return out

@@ -117,8 +117,7 @@ class _Cursor:
     def take(self, n: int) -> np.ndarray:
         if self.pos + n > len(self.data):
             raise ModelError(
-                f"{self.path} is truncated: needed {n} bytes at offset {self.pos}, "
-                f"file has {len(self.data)}"
+                f"{self.path} is truncated: needed {n} bytes at offset {self.pos}, file has {len(self.data)}"
             )
         chunk = self.data[self.pos : self.pos + n]
         self.pos += n
@@ -198,8 +197,7 @@ def read_model_bin(path: str | Path, config: dict | None = None) -> Ct2Model:
     if cur.pos != len(data):
         raise ModelError(f"{path} has {len(data) - cur.pos} unexpected bytes after the model")
 
-    model = Ct2Model(binary_version, spec_name, spec_revision, arrays, aliases, None,
-                     config or {}, dtypes)
+    model = Ct2Model(binary_version, spec_name, spec_revision, arrays, aliases, None, config or {}, dtypes)
     if spec_name == "WhisperSpec":
         model = dataclasses.replace(model, dims=whisper_dims(model))
     return model
@@ -233,10 +231,16 @@ def whisper_dims(model: Ct2Model) -> WhisperDims:
     except KeyError as missing:
         raise ModelError(f"Whisper model.bin lacks variable {missing.args[0]}") from None
     return WhisperDims(
-        n_mels=n_mels, n_audio_ctx=n_audio_ctx, n_audio_state=d_model,
-        n_audio_head=n_audio_head, n_audio_layer=_count_layers(model, "encoder"),
-        n_vocab=n_vocab, n_text_ctx=n_text_ctx, n_text_state=n_text_state,
-        n_text_head=n_text_head, n_text_layer=_count_layers(model, "decoder"),
+        n_mels=n_mels,
+        n_audio_ctx=n_audio_ctx,
+        n_audio_state=d_model,
+        n_audio_head=n_audio_head,
+        n_audio_layer=_count_layers(model, "encoder"),
+        n_vocab=n_vocab,
+        n_text_ctx=n_text_ctx,
+        n_text_state=n_text_state,
+        n_text_head=n_text_head,
+        n_text_layer=_count_layers(model, "decoder"),
     )
 
 

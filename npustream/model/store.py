@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 from npustream import log
-from npustream.progress import Progress
 from npustream.errors import ModelError
 from npustream.model import ct2_reader
-
+from npustream.progress import Progress
 
 logger = log.get(__name__)
 
@@ -182,8 +181,7 @@ def _install(staging: Path, target: Path) -> Path:
                 logger.info("another run installed the model first; using it", path=str(target))
                 return target
             # A broken target (an older crash, a truncated file): move it aside, then retry.
-            broken = Path(tempfile.mkdtemp(prefix=f".{target.name}.broken-{os.getpid()}-",
-                                           dir=target.parent))
+            broken = Path(tempfile.mkdtemp(prefix=f".{target.name}.broken-{os.getpid()}-", dir=target.parent))
             try:
                 os.rename(target, broken / "old")
             except FileNotFoundError:
@@ -210,8 +208,7 @@ def ensure_packaged_model(
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temps(target)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-",
-                                        dir=target.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
         staging.chmod(0o755)  # mkdtemp's 0700 would hide a shared model dir from other users
     except OSError as error:
         raise ModelError(f"cannot create the model directory {target}: {error}") from error

@@ -1,3 +1,10 @@
-"""The NPU stack: the encoder as NPU operations (graph), the numeric contract shared by kernels
-and emulator (numerics), tile sizes (tiles), the emulator engine, the plans, scheduler, timing
-model, resource checker and the XRT runtime. Separate from the streaming daemon."""
+"""The NPU stack, a ladder of layers; each imports only the layers below it (a test checks):
+
+    run/      the executor and its backends: emulator (CPU), xrt (pyxrt), the build manifest
+    predict/  predictions: event simulation, scheduler, resource check, Gantt chart
+    program/  a plan as programs: core loop nest, instruction streams, op phases, XRT runs
+    plan/     what goes where: column design, cost model, plans, buffer layouts
+    ops/      the encoder as NPU operations, tiles, numerics, weights, Phoenix facts
+
+engines/npu.py and engines/npu_emu.py put it behind the engine interface; mlir/ (outside the
+package) expresses program/ in IRON; tests/tools and tests/doubles check it."""

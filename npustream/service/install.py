@@ -71,12 +71,17 @@ class Layout:
             if root is not None:
                 raise ConfigError("--root stages a system install; it does not apply to --user")
             home = _config_home()
-            return cls(scope, home / "systemd/user" / UNIT_NAME, home / "npustream/config.toml",
-                       None, staged=False)
+            return cls(
+                scope, home / "systemd/user" / UNIT_NAME, home / "npustream/config.toml", None, staged=False
+            )
         base = Path(root) if root is not None else Path("/")
-        return cls(scope, base / "etc/systemd/system" / UNIT_NAME,
-                   base / "etc/npustream/config.toml", base / "etc/sysusers.d/npustream.conf",
-                   staged=root is not None)
+        return cls(
+            scope,
+            base / "etc/systemd/system" / UNIT_NAME,
+            base / "etc/npustream/config.toml",
+            base / "etc/sysusers.d/npustream.conf",
+            staged=root is not None,
+        )
 
 
 @dataclass
@@ -132,8 +137,13 @@ def _create_system_user(layout: Layout, report: Report) -> None:
         report.hints.append("on the target, run: systemd-sysusers npustream.conf")
         return
     if shutil.which("systemd-sysusers"):
-        proc = subprocess.run(["systemd-sysusers", str(layout.sysusers)], capture_output=True,
-                              text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            ["systemd-sysusers", str(layout.sysusers)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         if proc.returncode != 0:
             raise NpustreamError(f"systemd-sysusers failed: {proc.stderr.strip()}")
         report.done.append(f"ensured system user {SYSTEM_USER} (systemd-sysusers)")
@@ -141,14 +151,17 @@ def _create_system_user(layout: Layout, report: Report) -> None:
         report.hints.append(f"create the user: useradd --system --user-group {SYSTEM_USER}")
 
 
-def install(scope: str, *, enable: bool = False, python: str | None = None,
-            root: str | Path | None = None) -> Report:
+def install(
+    scope: str, *, enable: bool = False, python: str | None = None, root: str | Path | None = None
+) -> Report:
     python = python or sys.executable
     layout = Layout.for_scope(scope, root)
     _check_python_visible(scope, python)
     if scope == "system" and not layout.staged and os.geteuid() != 0:
-        raise NpustreamError("installing the system service needs root: sudo npustream service "
-                             "install --system (or --user for this user's session)")
+        raise NpustreamError(
+            "installing the system service needs root: sudo npustream service "
+            "install --system (or --user for this user's session)"
+        )
     report = Report()
     verb = _write(layout.unit, render_unit(scope, python), 0o644)
     report.done.append(f"{verb} {layout.unit} (ExecStart={python} -m npustream run)")
@@ -175,37 +188,39 @@ def _activate(scope: str, enable: bool, report: Report) -> None:
         report.done.append("systemd is not running here: nothing reloaded or started")
         report.hints.append(f"where systemd runs: systemctl {flag}enable --now {UNIT_NAME}")
         if enable:
-            raise NpustreamError(f"--enable needs a running systemd, and none runs here "
-                                 f"(the unit was written: {report.done[0]})")
+            raise NpustreamError(
+                f"--enable needs a running systemd, and none runs here "
+                f"(the unit was written: {report.done[0]})"
+            )
         return
     reload = _systemctl(scope, "daemon-reload")
     if reload.returncode != 0:
         raise NpustreamError(f"systemctl {flag}daemon-reload failed: {reload.stderr.strip()}")
     report.done.append(f"ran systemctl {flag}daemon-reload")
     if not enable:
-        report.hints.append(f"start it now and at every login/boot: "
-                            f"systemctl {flag}enable --now {UNIT_NAME}")
+        report.hints.append(f"start it now and at every login/boot: systemctl {flag}enable --now {UNIT_NAME}")
         return
     started = _systemctl(scope, "enable", "--now", UNIT_NAME)
     if started.returncode != 0:
-        raise NpustreamError(f"systemctl {flag}enable --now {UNIT_NAME} failed: "
-                             f"{started.stderr.strip()}")
+        raise NpustreamError(f"systemctl {flag}enable --now {UNIT_NAME} failed: {started.stderr.strip()}")
     report.done.append(f"ran systemctl {flag}enable --now {UNIT_NAME}")
 
 
 def uninstall(scope: str, *, purge: bool = False, root: str | Path | None = None) -> Report:
     layout = Layout.for_scope(scope, root)
     if scope == "system" and not layout.staged and os.geteuid() != 0:
-        raise NpustreamError("removing the system service needs root: sudo npustream service "
-                             "uninstall --system")
+        raise NpustreamError(
+            "removing the system service needs root: sudo npustream service uninstall --system"
+        )
     report = Report()
     flag = "--user " if scope == "user" else ""
     live = not layout.staged and systemd_running() and shutil.which("systemctl")
     if live and layout.unit.exists():
         stopped = _systemctl(scope, "disable", "--now", UNIT_NAME)
         if stopped.returncode != 0:
-            raise NpustreamError(f"systemctl {flag}disable --now {UNIT_NAME} failed: "
-                                 f"{stopped.stderr.strip()}")
+            raise NpustreamError(
+                f"systemctl {flag}disable --now {UNIT_NAME} failed: {stopped.stderr.strip()}"
+            )
         report.done.append(f"ran systemctl {flag}disable --now {UNIT_NAME}")
     if layout.unit.exists():
         layout.unit.unlink()
@@ -225,6 +240,8 @@ def uninstall(scope: str, *, purge: bool = False, root: str | Path | None = None
     elif layout.config.exists():
         report.done.append(f"kept config {layout.config} (--purge removes it)")
     if scope == "system" and not layout.staged:
-        report.hints.append(f"the system user {SYSTEM_USER} and /var/lib, /var/cache/npustream "
-                            "are kept; remove them by hand if wanted")
+        report.hints.append(
+            f"the system user {SYSTEM_USER} and /var/lib, /var/cache/npustream "
+            "are kept; remove them by hand if wanted"
+        )
     return report

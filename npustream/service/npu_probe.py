@@ -17,10 +17,14 @@ DEVICE = Path("/dev/accel/accel0")
 DRIVER = "amdxdna"
 FIRMWARE_DIR = Path("/lib/firmware/amdnpu")  # Phoenix firmware: amdnpu/1502_00/
 XRT_ROOT = Path("/opt/xilinx/xrt")
-DRIVER_FIX = ("a Ryzen AI NPU needs the amdxdna driver: Linux 6.14+ (6.10+ with "
-              "github.com/amd/xdna-driver), then sudo modprobe amdxdna")
-XRT_FIX = ("install XRT and its NPU plugin (github.com/amd/xdna-driver builds both), then "
-           "source /opt/xilinx/xrt/setup.sh")
+DRIVER_FIX = (
+    "a Ryzen AI NPU needs the amdxdna driver: Linux 6.14+ (6.10+ with "
+    "github.com/amd/xdna-driver), then sudo modprobe amdxdna"
+)
+XRT_FIX = (
+    "install XRT and its NPU plugin (github.com/amd/xdna-driver builds both), then "
+    "source /opt/xilinx/xrt/setup.sh"
+)
 
 
 @dataclass
@@ -43,11 +47,17 @@ class NpuReport:
 
 def _device_findings(report: NpuReport) -> None:
     if not DEVICE.exists():
-        others = sorted(str(p) for p in Path("/dev/accel").glob("accel*")) if Path(
-            "/dev/accel").is_dir() else []
-        report.findings.append(Finding(
-            "device", False, f"{DEVICE} missing" + (f" (found {', '.join(others)})" if others else ""),
-            DRIVER_FIX))
+        others = (
+            sorted(str(p) for p in Path("/dev/accel").glob("accel*")) if Path("/dev/accel").is_dir() else []
+        )
+        report.findings.append(
+            Finding(
+                "device",
+                False,
+                f"{DEVICE} missing" + (f" (found {', '.join(others)})" if others else ""),
+                DRIVER_FIX,
+            )
+        )
         return
     st = DEVICE.stat()
     group = _group_name(st.st_gid)
@@ -56,10 +66,14 @@ def _device_findings(report: NpuReport) -> None:
     fix = ""
     if not access:
         configured = _user_in_group_database(group)
-        fix = ("log out and in again: you were added to the group but this session predates it"
-               if configured else f'sudo usermod -aG {group} "$USER", then log out and in')
-    report.findings.append(Finding("device access", access,
-                                   detail + ("" if access else ": no read/write access"), fix))
+        fix = (
+            "log out and in again: you were added to the group but this session predates it"
+            if configured
+            else f'sudo usermod -aG {group} "$USER", then log out and in'
+        )
+    report.findings.append(
+        Finding("device access", access, detail + ("" if access else ": no read/write access"), fix)
+    )
 
 
 def _group_name(gid: int) -> str:
@@ -86,33 +100,47 @@ def _driver_findings(report: NpuReport) -> None:
         detail += f", accel0 bound to {driver}"
     report.findings.append(Finding("driver", loaded, detail, "" if loaded else DRIVER_FIX))
     fw = sorted(p.name for p in FIRMWARE_DIR.iterdir()) if FIRMWARE_DIR.is_dir() else []
-    report.findings.append(Finding(
-        "firmware", bool(fw), f"{FIRMWARE_DIR}: {', '.join(fw)}" if fw else f"{FIRMWARE_DIR} missing",
-        "" if fw else "install a linux-firmware that has amdnpu/ (Phoenix: amdnpu/1502_00)",
-        required=False))
+    report.findings.append(
+        Finding(
+            "firmware",
+            bool(fw),
+            f"{FIRMWARE_DIR}: {', '.join(fw)}" if fw else f"{FIRMWARE_DIR} missing",
+            "" if fw else "install a linux-firmware that has amdnpu/ (Phoenix: amdnpu/1502_00)",
+            required=False,
+        )
+    )
 
 
 def _xrt_findings(report: NpuReport) -> None:
-    smi = shutil.which("xrt-smi") or (str(XRT_ROOT / "bin/xrt-smi")
-                                      if (XRT_ROOT / "bin/xrt-smi").exists() else None)
-    report.findings.append(Finding("XRT", smi is not None,
-                                   f"xrt-smi at {smi}" if smi else f"no XRT ({XRT_ROOT} missing)",
-                                   "" if smi else XRT_FIX))
+    smi = shutil.which("xrt-smi") or (
+        str(XRT_ROOT / "bin/xrt-smi") if (XRT_ROOT / "bin/xrt-smi").exists() else None
+    )
+    report.findings.append(
+        Finding(
+            "XRT",
+            smi is not None,
+            f"xrt-smi at {smi}" if smi else f"no XRT ({XRT_ROOT} missing)",
+            "" if smi else XRT_FIX,
+        )
+    )
     spec = importlib.util.find_spec("pyxrt")
     if spec is not None:
         report.findings.append(Finding("pyxrt", True, f"pyxrt at {spec.origin}"))
         return
     bundled = sorted((XRT_ROOT / "python").glob("pyxrt*.so")) if XRT_ROOT.is_dir() else []
-    fix = (f"export PYTHONPATH={XRT_ROOT / 'python'} (source /opt/xilinx/xrt/setup.sh) before "
-           "starting npustream" if bundled else XRT_FIX)
+    fix = (
+        f"export PYTHONPATH={XRT_ROOT / 'python'} (source /opt/xilinx/xrt/setup.sh) before starting npustream"
+        if bundled
+        else XRT_FIX
+    )
     report.findings.append(Finding("pyxrt", False, "pyxrt not importable", fix))
 
 
 def _build_findings(report: NpuReport) -> None:
-    """Built NPU designs where the npu engine looks for them (npustream.npu.manifest): each is a
+    """Built NPU designs where the npu engine looks for them (npustream.npu.run.manifest): each is a
     directory with manifest.json, the xclbin and the instruction streams."""
     from npustream.errors import EngineError
-    from npustream.npu import manifest
+    from npustream.npu.run import manifest
 
     pattern = manifest.default_build_dir("*", "*")  # $NPUSTREAM_NPU_BUILD, or one per preset-plan
     builds, broken = [], []
@@ -127,16 +155,28 @@ def _build_findings(report: NpuReport) -> None:
         report.findings.append(Finding("NPU builds", True, f"{', '.join(builds)} in {pattern.parent}"))
     else:
         detail = broken[0] if broken else f"no built NPU design in {pattern}"
-        report.findings.append(Finding("NPU builds", False, detail, manifest.BUILD_HINT
-                                       + "; or set NPUSTREAM_NPU_BUILD to a build directory"))
+        report.findings.append(
+            Finding(
+                "NPU builds",
+                False,
+                detail,
+                manifest.BUILD_HINT + "; or set NPUSTREAM_NPU_BUILD to a build directory",
+            )
+        )
 
 
 def _memlock_finding(report: NpuReport) -> None:
     soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
     text = "unlimited" if soft == resource.RLIM_INFINITY else f"{soft / 2**20:g} MiB"
-    report.findings.append(Finding(
-        "memlock", True, f"locked-memory limit {text} (NPU buffers are pinned; the system "
-        "unit sets LimitMEMLOCK=infinity)", required=False))
+    report.findings.append(
+        Finding(
+            "memlock",
+            True,
+            f"locked-memory limit {text} (NPU buffers are pinned; the system "
+            "unit sets LimitMEMLOCK=infinity)",
+            required=False,
+        )
+    )
 
 
 def probe() -> NpuReport:

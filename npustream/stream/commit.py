@@ -42,11 +42,11 @@ def cut_repetition(words: list[Word], max_n: int = 8) -> list[Word]:
             needed = 4 if n == 1 else 3
             if i + n * needed > len(keys):
                 break
-            gram = keys[i:i + n]
+            gram = keys[i : i + n]
             if not any(gram):
                 continue
-            if all(keys[i + k * n:i + (k + 1) * n] == gram for k in range(1, needed)):
-                return words[:i + n]
+            if all(keys[i + k * n : i + (k + 1) * n] == gram for k in range(1, needed)):
+                return words[: i + n]
     return words
 
 
@@ -129,5 +129,5 @@ class CommitPolicy:
         text = "".join(w.word for w in self.finals if w.end <= before + TIME_SLACK)
         if len(text) > PROMPT_CHARS:
             text = text[-PROMPT_CHARS:]
-            text = text[text.find(" ") + 1:] if " " in text else text
+            text = text[text.find(" ") + 1 :] if " " in text else text
         return text.strip() or None

@@ -15,23 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from npustream.errors import ConfigError
+from npustream.protocol.endpoints import default_ctl, default_pub
 
 ENGINES = ("cpu", "npu", "npu-emu")
 COMPUTE_TYPES = ("int8", "int8_float32", "float32", "float16", "int8_float16", "bfloat16", "int8_bfloat16")
-
-
-def runtime_dir() -> Path:
-    """Where the default ipc sockets live: $XDG_RUNTIME_DIR/npustream, else a per-user /tmp dir."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    return Path(base) / "npustream" if base else Path(f"/tmp/npustream-{os.getuid()}")
-
-
-def default_pub() -> str:
-    return f"ipc://{runtime_dir() / 'captions.sock'}"
-
-
-def default_ctl() -> str:
-    return f"ipc://{runtime_dir() / 'control.sock'}"
 
 
 @dataclass(frozen=True)
@@ -44,7 +31,9 @@ class StreamConfig:
     beam_size: int = 5
     threads: int = 0  # ctranslate2 threads; 0: all cores
     compute_type: str = "int8"
-    context: str = "fit"  # encoder context: audio + 3 s, >= 15 s ("fit", cpu engine) or Whisper's 30 s ("full")
+    context: str = (
+        "fit"  # encoder context: audio + 3 s, >= 15 s ("fit", cpu engine) or Whisper's 30 s ("full")
+    )
     hop: float = 1.0  # seconds of audio between updates
     endpoint_ms: int = 500  # a pause this long ends an utterance
     max_window: float = 30.0  # seconds of audio one decode sees at most
@@ -152,7 +141,9 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
     return {name: _check(name, value, f"config {path}") for name, value in data.items()}
 
 
-def build(file_path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> StreamConfig:
+def build(
+    file_path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None
+) -> StreamConfig:
     """Defaults, then the file's values, then the flags that were given (None = not given)."""
     values = load_file(file_path) if file_path else {}
     for name, value in (overrides or {}).items():

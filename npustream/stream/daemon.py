@@ -13,7 +13,6 @@ as final, the sockets close, exit 0.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -22,34 +21,32 @@ from typing import Any
 
 import numpy as np
 
-from npustream import __version__, log
+from npustream import log
+from npustream.asr.audio import SAMPLE_RATE
 from npustream.errors import AudioError, NpustreamError
-from npustream.stream import control
-from npustream.stream.captioner import Captioner, CaptionEvent
+from npustream.protocol import control
+from npustream.protocol.messages import STATUS, caption_body, topic_of
+from npustream.render import CaptionPrinter
+from npustream.stream.captioner import Captioner
+from npustream.stream.capture.sources import Source, open_source
 from npustream.stream.config import StreamConfig
-from npustream.stream.messages import STATUS, caption_body, topic_of
 from npustream.stream.publisher import Publisher
-from npustream.stream.render import CaptionPrinter
-from npustream.stream.sources import Source, open_source
+from npustream.stream.sdnotify import Notifier
+from npustream.stream.supervise import LoopCounters, Supervisor, heartbeat_body, status_body
+from npustream.types import CaptionEvent
 
 logger = log.get(__name__)
 
 IDLE_POLL = 0.02  # s between looks at the source when no audio is waiting
-NOTIFY_STATUS_EVERY = 5.0  # s between systemd STATUS= lines
 
 
 class Daemon:
     def __init__(self, cfg: StreamConfig):
         self.cfg = cfg
         self.stream_id = uuid.uuid4().hex[:16]
-        self.started = time.monotonic()
-        self.stream_start = time.time()  # wall clock of stream time 0 (reset when capture starts)
-        self.lag = 0.0
-        self.finals = self.partials = 0
-        self.source_state = "starting"
+        self.counters = LoopCounters()
         self._stop_signals = 0
         self._audio_arrived = time.monotonic()  # when the newest sample in the window arrived
-        self._samples_in = 0
         self.source: Source | None = None
         self.recognizer = None
         self.captioner: Captioner | None = None
@@ -58,19 +55,28 @@ class Daemon:
 
     # -- start-up ---------------------------------------------------------------------------
     def run(self) -> int:
-        from npustream.service.sdnotify import Notifier
-
         self.notifier = Notifier.from_env()
         self._refuse_second_daemon()
-        self.source = open_source(self.cfg.source, speed=self.cfg.speed, rate=self.cfg.rate,
-                                  capture_seconds=self.cfg.capture_seconds, on_status=self._source_status)
+        self.source = open_source(
+            self.cfg.source,
+            speed=self.cfg.speed,
+            rate=self.cfg.rate,
+            capture_seconds=self.cfg.capture_seconds,
+            on_status=self._source_status,
+        )
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self._load_model()
             self.publisher = Publisher(
-                self.cfg.pub_endpoint, self.cfg.ctl_endpoint, stream_id=self.stream_id, sndhwm=self.cfg.sndhwm,
-                heartbeat=self.cfg.heartbeat, snapshot_finals=self.cfg.snapshot_finals,
-                status=self.status, heartbeat_body=self.heartbeat)
+                self.cfg.pub_endpoint,
+                self.cfg.ctl_endpoint,
+                stream_id=self.stream_id,
+                sndhwm=self.cfg.sndhwm,
+                heartbeat=self.cfg.heartbeat,
+                snapshot_finals=self.cfg.snapshot_finals,
+                status=self.status,
+                heartbeat_body=self.heartbeat,
+            )
             self.publisher.start()
             return self._serve()
         finally:
@@ -85,23 +91,37 @@ class Daemon:
             answer = control.request(self.cfg.ctl_endpoint, "status", timeout=0.5)
         except NpustreamError:
             return  # nothing alive there: a stale socket file is replaced on bind
-        raise NpustreamError(f"another npustream daemon (pid {answer.get('pid')}) is already serving "
-                             f"{self.cfg.ctl_endpoint}; stop it or pass --pub/--ctl")
+        raise NpustreamError(
+            f"another npustream daemon (pid {answer.get('pid')}) is already serving "
+            f"{self.cfg.ctl_endpoint}; stop it or pass --pub/--ctl"
+        )
 
     def _load_model(self) -> None:
-        from npustream.recognizer import Recognizer, RecognizerConfig
+        from npustream.asr.recognizer import Recognizer, RecognizerConfig
 
         cfg = self.cfg
         self.notifier.status("loading model")
-        self.recognizer = Recognizer(RecognizerConfig(
-            model_dir=cfg.model_dir, engine=cfg.engine, language=cfg.language, task=cfg.task,
-            beam_size=cfg.beam_size, threads=cfg.threads, word_timestamps=True, compute_type=cfg.compute_type,
-            context=cfg.context, fallback=False))
+        self.recognizer = Recognizer(
+            RecognizerConfig(
+                model_dir=cfg.model_dir,
+                engine=cfg.engine,
+                language=cfg.language,
+                task=cfg.task,
+                beam_size=cfg.beam_size,
+                threads=cfg.threads,
+                word_timestamps=True,
+                compute_type=cfg.compute_type,
+                context=cfg.context,
+                fallback=False,
+            )
+        )
         t0 = time.perf_counter()
         # The first decode allocates and tunes; do it now with noise (silence may short-cut).
-        noise = np.random.default_rng(0).normal(0, 0.05, 16000).astype(np.float32)
+        noise = np.random.default_rng(0).normal(0, 0.05, SAMPLE_RATE).astype(np.float32)
         self.recognizer.decode_window(noise)
-        logger.info("engine_warm", engine=self.recognizer.engine_name, seconds=round(time.perf_counter() - t0, 2))
+        logger.info(
+            "engine_warm", engine=self.recognizer.engine_name, seconds=round(time.perf_counter() - t0, 2)
+        )
         self.captioner = Captioner(self.recognizer, cfg)
 
     def _serve(self) -> int:
@@ -109,46 +129,45 @@ class Daemon:
             logger.info("stopped_before_start")
             return 0
         ready = f"captioning {self.source.name} on the {self.recognizer.engine_name} engine"
-        self.stream_start = time.time()
+        self.counters.stream_start = time.time()
         self.source.start()  # a microphone that cannot open fails here, before READY=1
         self.notifier.ready(ready)
-        self.source_state = "running"
+        self.counters.source_state = "running"
         self._publish_status("running", ready)
-        logger.info("daemon_ready", source=self.source.name, engine=self.recognizer.engine_name,
-                    pub=self.cfg.pub_endpoint, ctl=self.cfg.ctl_endpoint, stream_id=self.stream_id)
+        logger.info(
+            "daemon_ready",
+            source=self.source.name,
+            engine=self.recognizer.engine_name,
+            pub=self.cfg.pub_endpoint,
+            ctl=self.cfg.ctl_endpoint,
+            stream_id=self.stream_id,
+        )
         ended = self._loop()
         if ended:
             self._emit(self.captioner.finish(decode=True))
-            self.source_state = "ended"
-            seconds = self._samples_in / 16000
+            self.counters.source_state = "ended"
+            seconds = self.counters.stream_time
             self._publish_status("source_ended", f"{self.source.name} ended after {seconds:.1f} s of audio")
             logger.info("source_ended", source=self.source.name, seconds=round(seconds, 2))
             error = getattr(self.source, "error", None)
             if error:
                 raise AudioError(f"{self.source.name} failed after {seconds:.1f} s of audio: {error}")
-            if self._samples_in == 0:
+            if self.counters.samples_in == 0:
                 raise AudioError(f"{self.source.name} ended before any audio arrived")
         else:
             self.source.close()  # stop capture first; the update in progress has finished
             self._emit(self.captioner.finish(decode=False))
-            self.source_state = "stopped"
+            self.counters.source_state = "stopped"
             self._publish_status("stopping", "stopped by signal")
         return 0
 
     # -- the processing loop ----------------------------------------------------------------
     def _loop(self) -> bool:
         """Run until the source ends (True) or a signal asks to stop (False)."""
-        source, captioner = self.source, self.captioner
-        watchdog_every = self.notifier.watchdog_interval()
-        last_watchdog = last_status = time.monotonic()
+        source, captioner, counters = self.source, self.captioner, self.counters
+        supervisor = Supervisor(self.notifier, self._status_line)
         while not self._stop_signals:
-            now = time.monotonic()
-            if watchdog_every and now - last_watchdog >= watchdog_every:
-                self.notifier.watchdog()
-                last_watchdog = now
-            if now - last_status >= NOTIFY_STATUS_EVERY:
-                self.notifier.status(self._status_line())
-                last_status = now
+            supervisor.tick(time.monotonic())
             gap = source.take_gap()
             if gap > 0:
                 logger.warning("audio_gap", seconds=round(gap, 3), source=source.name)
@@ -156,13 +175,13 @@ class Daemon:
             chunk = source.read(captioner.room())
             if len(chunk):
                 captioner.push(chunk)
-                self._samples_in += len(chunk)
+                counters.samples_in += len(chunk)
                 self._audio_arrived = time.monotonic()
             if captioner.due():
                 decodes = captioner.stats.decodes
                 events = captioner.update()
                 if captioner.stats.decodes != decodes:  # lag: newest decoded audio -> its result
-                    self.lag = time.monotonic() - self._audio_arrived
+                    counters.lag = time.monotonic() - self._audio_arrived
                 self._emit(events)
             elif source.ended:
                 return True
@@ -175,12 +194,12 @@ class Daemon:
             return
         batch = []
         for event in events:
-            body = caption_body(event, self.stream_start, self.cfg.words)
+            body = caption_body(event, self.counters.stream_start, self.cfg.words)
             batch.append((topic_of(event), body))
             if event.kind == "final":
-                self.finals += 1
+                self.counters.finals += 1
             else:
-                self.partials += 1
+                self.counters.partials += 1
             if self.printer:
                 self.printer.handle({"type": topic_of(event), **body})
         self.publisher.submit(batch)
@@ -194,47 +213,43 @@ class Daemon:
 
     def _source_status(self, state: str, message: str) -> None:
         """From the mic's supervisor thread: lost / restored."""
-        self.source_state = "lost" if state == "source_lost" else "running"
+        self.counters.source_state = "lost" if state == "source_lost" else "running"
         if self.publisher:
             self._publish_status(state, message)
         self.notifier.status(message)
 
     def _publish_status(self, state: str, message: str) -> None:
-        self.publisher.submit([(STATUS, {"state": state, "message": message, "source": self.source.name,
-                                         "engine": self.recognizer.engine_name if self.recognizer else None,
-                                         "stream_start": self.stream_start})])
+        self.publisher.submit(
+            [
+                (
+                    STATUS,
+                    {
+                        "state": state,
+                        "message": message,
+                        "source": self.source.name,
+                        "engine": self.recognizer.engine_name if self.recognizer else None,
+                        "stream_start": self.counters.stream_start,
+                    },
+                )
+            ]
+        )
 
     def _status_line(self) -> str:
-        return (f"{self.recognizer.engine_name} engine, lag {self.lag:.2f} s, {self.finals} finals, "
-                f"{self.captioner.stats.skipped} windows skipped, source {self.source_state}")
+        c = self.counters
+        return (
+            f"{self.recognizer.engine_name} engine, lag {c.lag:.2f} s, {c.finals} finals, "
+            f"{self.captioner.stats.skipped} windows skipped, source {c.source_state}"
+        )
 
     def heartbeat(self) -> dict[str, Any]:
-        """Called from the publishing thread: plain reads of numbers this thread writes."""
-        return {"uptime": round(time.monotonic() - self.started, 3), "lag": round(self.lag, 3),
-                "stream_time": round(self._samples_in / 16000, 3), "source_state": self.source_state,
-                "finals": self.finals, "partials": self.partials, "stream_start": self.stream_start}
+        """Called from the publishing thread."""
+        return heartbeat_body(self.counters)
 
     def status(self) -> dict[str, Any]:
-        stats = self.captioner.stats
-        audio = self._samples_in / 16000
-        dropped = getattr(self.source, "dropped_seconds", lambda: 0.0)()
-        return {
-            "version": __version__, "pid": os.getpid(), "source": self.source.name, "source_state": self.source_state,
-            "engine": self.recognizer.engine_name, "requested_engine": self.cfg.engine,
-            "fallback_reason": self.recognizer.fallback_reason, "model": str(self.recognizer.model_dir),
-            "uptime": round(time.monotonic() - self.started, 3), "stream_start": self.stream_start,
-            "stream_time": round(audio, 3), "lag": round(self.lag, 3),
-            "rtf": round(stats.decode_seconds / audio, 4) if audio else None,
-            "updates": stats.updates, "decodes": stats.decodes, "decode_seconds": round(stats.decode_seconds, 3),
-            "windows_skipped": stats.skipped,
-            "audio_dropped": round(dropped, 3), "finals": self.finals, "partials": self.partials,
-            "hallucinated_words_dropped": self.captioner.guard.dropped_words,
-            "retried": self.captioner.guard.retries, "reused": stats.reused,
-            "control_errors": self.publisher.control_errors, "published": self.publisher.seq,
-            "context": self.cfg.context, "context_retries": self.recognizer.context_retries,
-            "unreliable_set_aside": stats.unreliable,
-            "hop": self.cfg.hop, "speed": self.cfg.speed, "pub": self.cfg.pub_endpoint, "ctl": self.cfg.ctl_endpoint,
-        }
+        """Called from the publishing thread."""
+        return status_body(
+            self.counters, self.cfg, self.recognizer, self.captioner, self.source, self.publisher
+        )
 
     def _shutdown(self) -> None:
         self.notifier.stopping("stopping")
@@ -246,5 +261,4 @@ class Daemon:
             self.publisher.stop()
         if self.recognizer is not None:
             self.recognizer.close()
-        logger.info("daemon_stopped", finals=self.finals, partials=self.partials)
-
+        logger.info("daemon_stopped", finals=self.counters.finals, partials=self.counters.partials)

@@ -14,8 +14,8 @@ and no words to Whisper.
 
 from __future__ import annotations
 
+from npustream.asr.vad import SpeechRegion, VoiceActivity
 from npustream.stream.commit import CommitPolicy, cut_repetition
-from npustream.vad import SpeechRegion, VoiceActivity
 from npustream.types import Word
 
 WORD_VAD_MARGIN = 0.1  # s: how far a word's aligned span may miss the VAD's speech
@@ -49,8 +49,9 @@ class HypothesisGuard:
         """May the utterance before this pause be closed? Its speech since t0 is explained, and
         when there is enough speech after the pause for words, the hypothesis has some (it did
         not just stop at the pause, dropping the end of the sentence before it)."""
-        went_on = (self.vad.speech_in(pause.end, next_start) < GO_ON_SPEECH
-                   or any(x.end > pause.end and x.start < next_start for x in self.policy.pending(words)))
+        went_on = self.vad.speech_in(pause.end, next_start) < GO_ON_SPEECH or any(
+            x.end > pause.end and x.start < next_start for x in self.policy.pending(words)
+        )
         return self._accept(t0, went_on and self.unexplained(words, t0, pause.start) < UNEXPLAINED_SPEECH)
 
     def trust(self, words: list[Word], t0: float, t1: float) -> bool:

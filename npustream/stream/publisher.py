@@ -19,16 +19,17 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from npustream import log
 from npustream.errors import NpustreamError
-from npustream.stream import control
-from npustream.stream.messages import FINAL, HEARTBEAT, PARTIAL, encode
+from npustream.protocol import control
+from npustream.protocol.messages import FINAL, HEARTBEAT, PARTIAL, encode
 
 logger = log.get(__name__)
 
@@ -48,9 +49,18 @@ def remove_ipc_file(endpoint: str) -> None:
 
 
 class Publisher:
-    def __init__(self, pub_endpoint: str, ctl_endpoint: str, *, stream_id: str, sndhwm: int,
-                 heartbeat: float, snapshot_finals: int, status: Callable[[], dict[str, Any]],
-                 heartbeat_body: Callable[[], dict[str, Any]]):
+    def __init__(
+        self,
+        pub_endpoint: str,
+        ctl_endpoint: str,
+        *,
+        stream_id: str,
+        sndhwm: int,
+        heartbeat: float,
+        snapshot_finals: int,
+        status: Callable[[], dict[str, Any]],
+        heartbeat_body: Callable[[], dict[str, Any]],
+    ):
         self.pub_endpoint, self.ctl_endpoint = pub_endpoint, ctl_endpoint
         self.stream_id = stream_id
         self.sndhwm, self.heartbeat = sndhwm, heartbeat
@@ -142,7 +152,10 @@ class Publisher:
         ctl = ctx.socket(zmq.ROUTER)
         ctl.setsockopt(zmq.MAXMSGSIZE, control.MAX_WIRE_BYTES)
         ctl.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a requester gone before its reply: drop it
-        for sock, endpoint, what in ((pub, self.pub_endpoint, "publish"), (ctl, self.ctl_endpoint, "control")):
+        for sock, endpoint, what in (
+            (pub, self.pub_endpoint, "publish"),
+            (ctl, self.ctl_endpoint, "control"),
+        ):
             prepare_endpoint(endpoint)
             try:
                 sock.bind(endpoint)
@@ -196,17 +209,29 @@ class Publisher:
             except zmq.Again:
                 return
             envelope, body = control.split_envelope(frames)
-            cmd, error = control.parse_request(body) if body is not None else (None, "malformed request frames")
+            cmd, error = (
+                control.parse_request(body) if body is not None else (None, "malformed request frames")
+            )
             if error:
                 self.control_errors += 1
                 logger.warning("control_request_rejected", error=error)
                 answer = control.reply(error=error)
             elif cmd == "status":
-                answer = control.reply("status", seq=self.seq, stream_id=self.stream_id,
-                                       subscribers=self.subscribers, **self._status())
+                answer = control.reply(
+                    "status",
+                    seq=self.seq,
+                    stream_id=self.stream_id,
+                    subscribers=self.subscribers,
+                    **self._status(),
+                )
             else:
-                answer = control.reply("snapshot", seq=self.seq, stream_id=self.stream_id,
-                                       finals=list(self.recent_finals), partial=self.partial)
+                answer = control.reply(
+                    "snapshot",
+                    seq=self.seq,
+                    stream_id=self.stream_id,
+                    finals=list(self.recent_finals),
+                    partial=self.partial,
+                )
             try:
                 ctl.send_multipart(envelope + [answer], zmq.NOBLOCK)
             except zmq.ZMQError as exc:

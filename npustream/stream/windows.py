@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from npustream.audio import N_SAMPLES, SAMPLE_RATE
+from npustream.asr.audio import N_SAMPLES, SAMPLE_RATE
 
 
 class AudioWindow:
@@ -40,19 +40,19 @@ class AudioWindow:
     def append(self, samples: np.ndarray) -> None:
         if len(samples) > self.room():
             raise ValueError(f"window overflow: {len(samples)} samples, room for {self.room()}")
-        self._data[self._length:self._length + len(samples)] = samples
+        self._data[self._length : self._length + len(samples)] = samples
         self._length += len(samples)
 
     def audio(self) -> np.ndarray:
         """The window's samples (a view: decode it before the next append or trim)."""
-        return self._data[:self._length]
+        return self._data[: self._length]
 
     def trim_to(self, t: float) -> None:
         """Drop the audio before stream time t (clamped to the window)."""
         cut = int(round(t * SAMPLE_RATE)) - self._start_sample
         cut = max(0, min(cut, self._length))
         if cut:
-            self._data[:self._length - cut] = self._data[cut:self._length]
+            self._data[: self._length - cut] = self._data[cut : self._length]
             self._length -= cut
             self._start_sample += cut
 

@@ -1,0 +1,1 @@
+"""The per-column NPU design in IRON (mlir-aie's Python API) and its build: see README.md."""

@@ -1,0 +1,189 @@
+"""Audio window in, timed text out: features -> encoder engine -> decoder.
+
+The one place that owns the model: the ctranslate2 Whisper (decoder, and encoder for the
+`cpu` engine), the tokenizer, and the chosen encoder engine with its fallback to the CPU.
+Used by `npustream transcribe` (files) and by the streaming daemon (rolling windows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from npustream import log
+from npustream.asr.audio import N_FRAMES, N_SAMPLES, SAMPLE_RATE, validate_pcm
+from npustream.asr.decoder import DecodeOptions, WhisperDecoder, WindowDecode
+from npustream.asr.features import window_features
+from npustream.asr.tokenizer import WhisperTokenizer
+from npustream.engines import create_engine
+from npustream.engines.cpu import CpuEngine
+
+# A window whose loudest sample is below -60 dBFS holds no speech a person could hear: Whisper
+# would only hallucinate on it ("you"), so it costs no engine work and gives no text.
+SILENCE_PEAK = 10 ** (-60 / 20)
+CONTEXTS = ("full", "fit")
+# "fit": the encoder sees the window's audio plus 3 s of padding, at least 15 s in all, rounded
+# up to whole seconds, instead of Whisper's full 30 s. The encoder's cost is about proportional
+# to its input, so most streaming windows encode in half the time. Whisper was trained on
+# padded 30 s windows; on a shorter context it is less sure of itself and tends to say a phrase
+# over and over to fill it, the more so the shorter the context (on the shared 8 kHz speech,
+# 13 of 30 decodes at 4-8 s, 1 of 49 at >= 15 s). A decode that falls short (OpenAI's fallback
+# test) or says a phrase twice back to back is done again on the full context, where
+# temperature fallback applies as usual.
+FIT_PAD_FRAMES = 300
+FIT_STEP_FRAMES = 100
+FIT_MIN_FRAMES = 1500
+logger = log.get(__name__)
+
+
+def fitted_frames(content_frames: int) -> int:
+    """Mel frames of a "fit" encoder context for a window with this much audio (even, <= 3000)."""
+    frames = -(-(content_frames + FIT_PAD_FRAMES) // FIT_STEP_FRAMES) * FIT_STEP_FRAMES
+    return min(N_FRAMES, max(FIT_MIN_FRAMES, frames))
+
+
+@dataclass(frozen=True)
+class RecognizerConfig:
+    model_dir: Path | str | None = None  # None: the packaged Whisper base
+    engine: str = "cpu"  # cpu | npu-emu | npu
+    compute_type: str = "int8"  # ctranslate2 compute type for the decoder (and the cpu encoder)
+    threads: int = 0  # 0: ctranslate2's default (all cores)
+    language: str | None = None  # None: detect
+    task: str = "transcribe"  # or translate
+    beam_size: int = 5
+    word_timestamps: bool = False
+    context: str = (
+        "full"  # encoder context: "full" (Whisper's 30 s) or "fit" (audio + 3 s, >= 15 s; cpu engine)
+    )
+    fallback: bool = True  # OpenAI's temperature fallback; off, a decode is one pass at temperature 0
+
+
+class Recognizer:
+    def __init__(self, config: RecognizerConfig = RecognizerConfig()):
+        import ctranslate2
+
+        from npustream.model.store import resolve_model_dir
+
+        self.config = config
+        self.model_dir = resolve_model_dir(config.model_dir)
+        self.ct2 = ctranslate2.models.Whisper(
+            str(self.model_dir), device="cpu", compute_type=config.compute_type, intra_threads=config.threads
+        )
+        self.n_mels = self.ct2.n_mels
+        self.tokenizer = WhisperTokenizer(
+            self.model_dir, multilingual=self.ct2.is_multilingual, task=config.task, language=config.language
+        )
+        self.decoder = WhisperDecoder(self.ct2, self.tokenizer)
+        self.engine, self.fallback_reason = create_engine(
+            config.engine, ct2_model=self.ct2, model_dir=self.model_dir
+        )
+        if config.context not in CONTEXTS:
+            raise ValueError(f"encoder context must be one of {', '.join(CONTEXTS)}, not {config.context!r}")
+        self.options = DecodeOptions(
+            task=config.task,
+            language=config.language,
+            beam_size=config.beam_size,
+            best_of=max(1, config.beam_size),
+            word_timestamps=config.word_timestamps,
+        )
+        if not config.fallback:
+            self.options = replace(self.options, temperatures=(0.0,))
+        self.context_retries = 0  # "fit" decodes that fell short and were done again on the full context
+        logger.info(
+            "recognizer_ready",
+            model_dir=str(self.model_dir),
+            engine=self.engine.name,
+            requested_engine=config.engine,
+            fallback_reason=self.fallback_reason,
+            compute_type=config.compute_type,
+        )
+
+    @property
+    def engine_name(self) -> str:
+        return self.engine.name
+
+    def encode(self, mel: np.ndarray) -> np.ndarray:
+        """Encoder output for one window; a failing accelerator falls back to the CPU and
+        the same window is encoded again, so no audio is lost."""
+        try:
+            return self.engine.encode(mel[None])
+        except Exception as exc:  # noqa: BLE001 - any engine failure, the audio must survive it
+            if isinstance(self.engine, CpuEngine):
+                raise
+            self.fallback_reason = f"{self.engine.name} failed mid-stream: {exc}"
+            logger.error("engine_failed", engine=self.engine.name, error=str(exc), fallback="cpu")
+            self.engine = CpuEngine(self.ct2)
+            return self.engine.encode(mel[None])
+
+    def decode_window(
+        self,
+        audio: np.ndarray,
+        *,
+        offset: float = 0.0,
+        prompt: str | None = None,
+        prompt_tokens: list[int] | None = None,
+        options: DecodeOptions | None = None,
+        full_context_retry: bool = True,
+    ) -> WindowDecode:
+        """Up to 30 s of 16 kHz mono float32 starting `offset` seconds into the stream.
+        full_context_retry=False: an unreliable "fit" decode is returned as it is (the caller
+        will decode this audio again anyway) instead of being done again on the full context."""
+        validate_pcm(audio)
+        if len(audio) > N_SAMPLES:
+            raise ValueError(f"a window holds at most {N_SAMPLES / SAMPLE_RATE:.0f} s of audio")
+        content_frames = max(1, min(3000, len(audio) // 160))
+        options = options or self.options
+        if len(audio) == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK:
+            return WindowDecode(
+                options.language or "en",
+                0.0,
+                (),
+                1.0,
+                0.0,
+                0.0,
+                True,
+                content_frames,
+                (),
+                content_frames / 100.0,
+            )
+        if prompt and prompt_tokens is None:
+            prompt_tokens = self.tokenizer.encode(" " + prompt.strip())
+        frames = (
+            fitted_frames(content_frames)
+            if self.config.context == "fit" and self.engine.any_length
+            else N_FRAMES
+        )
+        if frames < N_FRAMES:
+            fit_options = replace(options, temperatures=options.temperatures[:1])
+            result = self._decode(audio, frames, content_frames, offset, prompt_tokens, fit_options)
+            if not result.unreliable or not full_context_retry:
+                return result
+            self.context_retries += 1
+            logger.debug("context_retry", frames=frames, fell_short=result.fell_short, text=result.text)
+        return self._decode(audio, N_FRAMES, content_frames, offset, prompt_tokens, options)
+
+    def _decode(
+        self,
+        audio: np.ndarray,
+        frames: int,
+        content_frames: int,
+        offset: float,
+        prompt_tokens: list[int] | None,
+        options: DecodeOptions,
+    ) -> WindowDecode:
+        mel = window_features(audio, n_mels=self.n_mels, frames=frames)
+        return self.decoder.decode(
+            self.encode(mel),
+            content_frames=content_frames,
+            offset=offset,
+            prompt_tokens=prompt_tokens,
+            options=options,
+        )
+
+    def close(self) -> None:
+        close = getattr(self.engine, "close", None)
+        if close:
+            close()
+        self.ct2 = None

@@ -1,0 +1,101 @@
+"""Render a Transcript as plain text, SubRip (srt), WebVTT (vtt) or JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from npustream.errors import ConfigError
+from npustream.types import Segment, Transcript
+
+
+def format_timestamp(seconds: float, decimal_marker: str) -> str:
+    """HH:MM:SS<marker>mmm, rounded to the millisecond ('.' for WebVTT, ',' for SubRip)."""
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"timestamp must be a non-negative number of seconds, got {seconds}")
+    total_ms = round(seconds * 1000.0)
+    hours, rest = divmod(total_ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, ms = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal_marker}{ms:03d}"
+
+
+def _cue_text(segment: Segment) -> str:
+    # A cue ends at a blank line and its timing line is found by "-->": neither may leak in.
+    return " ".join(segment.text.split()).replace("-->", "->")
+
+
+def _subtitle_segments(transcript: Transcript) -> list[Segment]:
+    return [s for s in transcript.segments if s.text.strip()]
+
+
+def to_txt(transcript: Transcript) -> str:
+    return "".join(f"{_cue_text(s)}\n" for s in _subtitle_segments(transcript))
+
+
+def to_srt(transcript: Transcript) -> str:
+    cues = []
+    for index, s in enumerate(_subtitle_segments(transcript), start=1):
+        start, end = format_timestamp(s.start, ","), format_timestamp(s.end, ",")
+        cues.append(f"{index}\n{start} --> {end}\n{_cue_text(s)}\n")
+    return "\n".join(cues)
+
+
+def to_vtt(transcript: Transcript) -> str:
+    cues = ["WEBVTT\n"]
+    for s in _subtitle_segments(transcript):
+        start, end = format_timestamp(s.start, "."), format_timestamp(s.end, ".")
+        # WebVTT cue text is markup: a bare "&" or "<" would start an entity or a tag.
+        text = _cue_text(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        cues.append(f"{start} --> {end}\n{text}\n")
+    return "\n".join(cues)
+
+
+def transcript_to_dict(transcript: Transcript) -> dict[str, Any]:
+    """The JSON document as a plain dict (the segment and word text exactly as decoded)."""
+    segments = []
+    for s in transcript.segments:
+        entry: dict[str, Any] = {
+            "start": s.start,
+            "end": s.end,
+            "text": s.text,
+            "no_speech_prob": s.no_speech_prob,
+        }
+        if s.words is not None:
+            entry["words"] = [
+                {"start": w.start, "end": w.end, "word": w.word, "probability": w.probability}
+                for w in s.words
+            ]
+        segments.append(entry)
+    return {
+        "language": transcript.language,
+        "duration": transcript.duration,
+        "text": transcript.text,
+        "segments": segments,
+    }
+
+
+def to_json(transcript: Transcript) -> str:
+    # allow_nan=False: a NaN would make the output invalid JSON, so fail loudly instead.
+    document = transcript_to_dict(transcript)
+    return json.dumps(document, ensure_ascii=False, allow_nan=False, indent=2) + "\n"
+
+
+RENDERERS: dict[str, Callable[[Transcript], str]] = {
+    "txt": to_txt,
+    "srt": to_srt,
+    "vtt": to_vtt,
+    "json": to_json,
+}
+FORMATS = tuple(RENDERERS)
+
+
+def render(transcript: Transcript, fmt: str) -> str:
+    try:
+        renderer = RENDERERS[fmt]
+    except KeyError:
+        choices = ", ".join(FORMATS)
+        raise ConfigError(f"unknown output format {fmt!r}; choose one of {choices}") from None
+    return renderer(transcript)

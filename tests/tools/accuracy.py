@@ -1,0 +1,45 @@
+"""Accuracy of an encoder against a reference encoder, per 20 ms frame, on speech.
+
+A "speech frame" is an encoder frame (20 ms: 2 mel hops) inside a region silero VAD
+(npustream/asr/vad.py,
+threshold 0.5, as the daemon and `transcribe` use it) marks as speech. Frames of silence and of
+the zero padding after the audio are reported apart: there the encoder's output is a small
+residual the decoder ignores, and its direction is sensitive to any rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npustream.asr.audio import SAMPLE_RATE
+
+FRAME_SECONDS = 0.02  # one encoder position: 2 mel frames of 10 ms
+
+
+def speech_frames(audio: np.ndarray, n_frames: int = 1500) -> np.ndarray:
+    """bool[n_frames]: encoder frames of this window's 16 kHz audio that lie in VAD speech."""
+    from npustream.asr.vad import VoiceActivity
+
+    vad = VoiceActivity()
+    vad.push(np.asarray(audio, np.float32))
+    mask = np.zeros(n_frames, bool)
+    for region in vad.regions(0.0, len(audio) / SAMPLE_RATE):
+        mask[int(region.start / FRAME_SECONDS) : int(np.ceil(region.end / FRAME_SECONDS))] = True
+    return mask
+
+
+def frame_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of matching rows of a, b [frames, d] (float64)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+def distribution(cosines: np.ndarray) -> dict[str, float]:
+    """min, 1st percentile, median and count of a set of frame cosines."""
+    c = np.asarray(cosines, np.float64)
+    return {
+        "frames": int(c.size),
+        "min": float(c.min()),
+        "p1": float(np.percentile(c, 1)),
+        "median": float(np.median(c)),
+    }
