@@ -9,15 +9,11 @@ import argparse
 import json
 import sys
 
-# Published Whisper encoder shapes (d_model, heads, layers), for planning without a model file;
-# --model reads the dimensions from a model's weights instead.
-SHAPES = {
-    "tiny": (384, 6, 4),
-    "base": (512, 8, 6),
-    "small": (768, 12, 12),
-    "medium": (1024, 16, 24),
-    "large": (1280, 20, 32),
-}
+from npustream.model.dims import PUBLISHED_SHAPES
+
+# --shape plans a published model size without its file; --model reads the dimensions from a
+# model's weights instead.
+SHAPES = PUBLISHED_SHAPES
 LABEL = "predicted by the timing model, not measured"
 
 
