@@ -262,3 +262,12 @@ def test_text_printer_rewrites_the_open_line_and_scrolls_finals():
     ):
         printer.handle(m)
     assert piped.getvalue() == "one two.\n"
+
+
+def test_the_bundled_sample_is_found_as_package_data():
+    from npustream.stream.capture.sources import SAMPLE_PATH, open_source
+
+    assert SAMPLE_PATH.is_file() and SAMPLE_PATH.stat().st_size > 100_000
+    source = open_source("sample", speed=0.0)
+    assert source.name == "sample"
+    source.close()
