@@ -42,17 +42,20 @@ TARGETS_TEXT = (
 )
 
 
+def _base_dims():
+    from npustream.model.dims import PUBLISHED_SHAPES, WhisperDims
+
+    d, h, n = PUBLISHED_SHAPES["base"]
+    return WhisperDims(80, 1500, d, h, n, 51865, 448, d, h, n)
+
+
 def _plans(preset_name: str, **changes) -> dict:
-    from npustream.cli.plan import SHAPES
-    from npustream.model.dims import WhisperDims
     from npustream.npu.ops.params import preset
     from npustream.npu.ops.tiles import DEFAULT_TILES
     from npustream.npu.plan.plans import make_plan
 
-    d, h, n = SHAPES["base"]
-    dims = WhisperDims(80, 1500, d, h, n, 51865, 448, d, h, n)
     params = preset(preset_name).replace(**changes)
-    return {kind: make_plan(kind, dims, DEFAULT_TILES, params) for kind in ("pipeline", "split")}
+    return {kind: make_plan(kind, _base_dims(), DEFAULT_TILES, params) for kind in ("pipeline", "split")}
 
 
 def predicted(preset_name: str) -> dict:
@@ -151,13 +154,10 @@ def print_calibration() -> None:
 
 def print_stock() -> None:
     """Issue 15's encoder from amd/IRON's stock operators on the same model (PREDICTED)."""
-    from npustream.cli.plan import SHAPES
-    from npustream.model.dims import WhisperDims
     from npustream.npu.ops.params import preset
     from npustream.npu.predict.stock import stock_plans
 
-    d, h, n = SHAPES["base"]
-    dims = WhisperDims(80, 1500, d, h, n, 51865, 448, d, h, n)
+    dims = _base_dims()
     print("PREDICTED: Whisper base encoder from amd/IRON operators (issue 15), calibrated [old model]")
     olds = stock_plans(dims, preset("phoenix"))
     for p, old in zip(stock_plans(dims, preset("phoenix", calibrated=True)), olds):
