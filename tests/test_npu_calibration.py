@@ -168,3 +168,26 @@ def test_recost_keeps_the_plan_and_changes_only_its_costs():
     again = recost(split, CALIBRATED)
     assert [[t.share for t in c] for c in again.columns] == [[t.share for t in c] for c in split.columns]
     assert all(t.cost.dispatch_s == FITTED["dispatch_s"] for c in again.columns for t in c)
+
+
+def test_iron_steps_predicts_a_step_from_irons_constructor_arguments():
+    """The adapter h15's plans call: IRON's class name and keyword arguments."""
+    from npustream.npu.predict.iron_steps import design_switch_s, predict_step
+
+    gemm = {"M": 1024, "K": 1024, "N": 1024, "num_aie_columns": 4, "tile_m": 64, "tile_k": 64, "tile_n": 64}
+    seconds = predict_step("GEMM", {**gemm, "b_col_maj": True, "prio_accuracy": True})
+    assert seconds == step_cost(StockOp("g", "gemm", (1024, 1024, 1024), 4, (64, 64, 64)), CALIBRATED).time_s
+    assert calibration.within(seconds / 1418e-6)  # the flm README's 4-column 1024^3
+    assert predict_step("GEMM", gemm, PRESETS["phoenix"]) < 0.8 * seconds  # the old model, for comparison
+    softmax = predict_step(
+        "Softmax", {"rows": 8 * 1536, "cols": 1536, "num_aie_columns": 4, "num_channels": 2}
+    )
+    assert softmax == step_cost(StockOp("s", "softmax", (8 * 1536**2,), 4, (1536,), 2), CALIBRATED).time_s
+    add = {"size": 1536 * 512, "tile_size": 512, "num_aie_columns": 4, "num_channels": 2}
+    assert (
+        predict_step("ElementwiseAdd", add)
+        == step_cost(StockOp("a", "add", (1536 * 512,), 4, (512,), 1), CALIBRATED).time_s
+    )
+    assert design_switch_s() == FITTED["design_switch_s"]
+    with pytest.raises(ValueError, match="no stock-operator model"):
+        predict_step("MHA", {})
