@@ -30,7 +30,7 @@ from functools import cache
 from pathlib import Path
 
 from npustream.npu.ops.params import NpuParams
-from npustream.npu.predict.stock import GEMM_ROWS, StockOp, step_cost
+from npustream.npu.predict.stock import StockOp, step_cost
 
 TABLE = Path(__file__).with_name("phoenix_published.json")
 TOLERANCE = 0.30  # the model must reproduce each asserted published time within +-30 %
@@ -194,16 +194,16 @@ def fit(rows: tuple[Row, ...] | None = None, base: NpuParams | None = None) -> F
     dispatch_s = statistics.median(steps) * 1e-6
     switch_s = statistics.fmean(us for _, us in switches()) * 1e-6
     gemms = [r for r in rows if r.asserted and r.op is not None and r.op.operator == "gemm"]
-    # per row: DDR bytes per column and MACs per compute tile; time = dispatch + max(bytes / bw, macs / rate)
-    per = [
-        (sum(r.op.ddr_bytes()) / r.op.columns, r.op.macs / (r.op.columns * GEMM_ROWS), r.published_us * 1e-6)
-        for r in gemms
-    ]
-    peak = base.bf16_macs_per_cycle * base.clock_hz
+    # the model's GEMM step is dispatch + max(compute, transfer), compute inversely proportional to the
+    # efficiency and transfer to the DDR rate: cost each row once at unit values, then scale
+    unit = base.replace(dispatch_s=0.0, matmul_efficiency=1.0, column_ddr_bytes_per_s=1.0)
+    per = [(step_cost(r.op, unit), r.published_us * 1e-6) for r in gemms]
     best = (math.inf, 0.0, 0.0)
     for bw in _grid(*FIT_GRID[0]):
         for eff in _grid(*FIT_GRID[1]):
-            err = sum(math.log((dispatch_s + max(b / bw, m / (peak * eff))) / t) ** 2 for b, m, t in per)
+            err = sum(
+                math.log((dispatch_s + max(c.transfer_s / bw, c.compute_s / eff)) / t) ** 2 for c, t in per
+            )
             if err < best[0]:
                 best = (err, bw, eff)
     return Fitted(round(dispatch_s, 9), round(switch_s, 9), round(best[1], -6), round(best[2], 3))
