@@ -134,7 +134,7 @@ def report(
         "note": f"all figures are {LABEL}, with the calibrated parameters (fitted to published Phoenix "
         "measurements, see calibration); 'uncalibrated' gives the old model's figures for the same plan; "
         "the per-column task and operation counts are counted from the column programs",
-        "reason": choice.reason,
+        "reason": choice.reason,  # the uncalibrated model's choice: the plan the engine builds
         "calibrated_choice": own_choice.reason,
         **_figures(prediction),
         "uncalibrated": _figures(old),
@@ -183,7 +183,11 @@ def report(
 def _print_text(obj: dict, out=sys.stdout) -> None:
     from npustream.npu.predict.simulate import TARGETS
 
-    print(f"NPU plan: {obj['plan']} on {obj['preset']} ({obj['reason']})", file=out)
+    print(
+        f"NPU plan: {obj['plan']} on {obj['preset']} ({obj['reason']}; plans are chosen and built with the "
+        "uncalibrated parameters)",
+        file=out,
+    )
     print(f"All figures below are {LABEL}.", file=out)
     for col in obj["columns"]:
         ops = col["ops"]
