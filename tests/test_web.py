@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -198,3 +200,34 @@ def test_real_daemon_captions_in_the_page_and_overlay(tmp_path, browser, audio_d
             web.stop()
         daemon.stop()
         daemon.close()
+
+
+def test_options_come_from_the_daemons_config_and_flags(tmp_path):
+    from npustream.errors import ConfigError
+    from npustream.stream import config as stream_config
+    from npustream.web import DEFAULT_LISTEN, options
+
+    path = tmp_path / "config.toml"
+    path.write_text('pub = "tcp://127.0.0.1:5556"\nhotwords = "Grafana"\n[web]\nlisten = "127.0.0.1:9000"\n')
+    assert stream_config.build(path).hotwords == "Grafana"  # the daemon reads the same file, less [web]
+    assert options.load(str(path), None, None, None) == options.WebOptions(
+        listen="127.0.0.1:9000", endpoint="tcp://127.0.0.1:5556", ctl=None
+    )
+    assert options.load(str(path), "[::1]:0", None, "ipc:///x").listen == "[::1]:0"
+    assert options.load(None, None, None, None).listen == DEFAULT_LISTEN == "127.0.0.1:8765"
+    path.write_text("[web]\nport = 80\n")
+    with pytest.raises(ConfigError, match="unknown key 'port' in \\[web\\]"):
+        options.load(str(path), None, None, None)
+
+
+def test_a_bad_listen_address_is_one_error_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "npustream", "web", "--listen", "8765"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "npustream: error: --listen must be HOST:PORT (e.g. 127.0.0.1:8765), got '8765'"
+    ]
