@@ -28,7 +28,7 @@ from npustream.stream.capture.ring import RingBuffer
 
 logger = log.get(__name__)
 
-SAMPLE_PATH = Path(__file__).resolve().parents[1] / "data" / "sample.flac"
+SAMPLE_PATH = Path(__file__).resolve().parents[2] / "data" / "sample.flac"  # npustream/data
 StatusCallback = Callable[[str, str], None]  # (state, message) for source_lost / source_restored
 
 
