@@ -97,7 +97,7 @@ def test_markup_stays_text_and_a_restarted_daemon_is_followed(tmp_path, browser)
         # The overlay: options from the URL, the same captions as text.
         browser.get(
             web.url + "overlay?lines=1&size=30&color=yellow&bg=rgba(0,0,255,0.5)&position=top"
-            "&font=serif&align=left"
+            "&font=serif&align=left&partials=0&clear=2"
         )
         wait_until(lambda: "<b>x</b>" in text_of(browser, "#captions"), 10, "the overlay shows the caption")
         assert browser.find_elements("css selector", "#captions b, #captions script") == []
@@ -118,6 +118,12 @@ def test_markup_stays_text_and_a_restarted_daemon_is_followed(tmp_path, browser)
             "flex-start",
             "rgba(0, 0, 0, 0)",
         ], style
+        assert "still open" not in text_of(browser, "#captions")  # partials=0: finals only
+        wait_until(  # clear=2: two seconds without captions empty the box
+            lambda: browser.execute_script("return document.getElementById('box').className") == "empty",
+            10,
+            "the overlay clears",
+        )
 
         # The daemon stops: the page says so; the next daemon's captions follow the old ones.
         browser.get(web.url)
@@ -231,3 +237,18 @@ def test_a_bad_listen_address_is_one_error_line():
     assert proc.stderr.strip().splitlines() == [
         "npustream: error: --listen must be HOST:PORT (e.g. 127.0.0.1:8765), got '8765'"
     ]
+
+
+def test_serving_beyond_loopback_is_said_in_the_log(tmp_path):
+    web = WebServer(
+        tmp_path, f"ipc://{tmp_path}/none.sock", f"ipc://{tmp_path}/none-ctl.sock", "--listen", "0.0.0.0:0"
+    )
+    try:
+        assert web.url.startswith("http://0.0.0.0:")
+        page = urllib.request.urlopen(web.url.replace("0.0.0.0", "127.0.0.1") + "overlay", timeout=10)
+        assert page.status == 200
+    finally:
+        assert web.stop() == 0
+    events = [json.loads(line) for line in web.log_path.read_text().splitlines() if line.startswith("{")]
+    warning = next(e for e in events if e["event"] == "listening_beyond_loopback")
+    assert warning["level"] == "warning" and warning["host"] == "0.0.0.0"

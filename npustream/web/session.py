@@ -15,7 +15,7 @@ from typing import Any
 from npustream.protocol.messages import FINAL, PARTIAL
 from npustream.render import TranscriptWriter
 
-MAX_FINALS = 100_000  # ~ a week of continuous speech; older finals leave the page and downloads
+MAX_FINALS = 20_000  # ~ a day of continuous speech (< 1 kB each); older ones leave the page and downloads
 Event = tuple[str, dict[str, Any]]  # (SSE event name, JSON body); name "message" for wire messages
 
 
