@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from npustream import log
-from npustream.client import Caption, Gap, Heartbeat, NewStream, Status, Subscriber
+from npustream.client import END_STATES, Caption, Gap, Heartbeat, NewStream, Status, Subscriber
 from npustream.errors import NpustreamError
 
 logger = log.get(__name__)
@@ -28,7 +28,6 @@ logger = log.get(__name__)
 SILENCE_S = 3.0  # no message (heartbeats included) for this long: the daemon is gone
 RETRY_S = 1.0  # between attempts to reach a daemon that is not there
 POLL_S = 0.25  # how often the thread looks at its stop flag while waiting
-END_STATES = ("stopping", "source_ended")
 
 Deliver = Callable[[str, dict[str, Any]], None]
 

@@ -181,7 +181,7 @@ async def serve(listen: str, endpoint: str | None, control_endpoint: str | None)
     except OSError as exc:
         await runner.cleanup()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    bound = site._server.sockets[0].getsockname()  # the real port when port 0 was asked for
+    bound = runner.addresses[0]  # the real port when port 0 was asked for
     url = f"http://{'[' + bound[0] + ']' if ':' in bound[0] else bound[0]}:{bound[1]}/"
     if not is_loopback(host):
         logger.warning(
