@@ -126,7 +126,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         await response.write(b"".join(sse(e) for e in replay))
         while (event := await client.queue.get()) is not None:
             await response.write(sse(event))
-    except (ConnectionResetError, ConnectionError):
+    except ConnectionError:
         pass  # the browser went away
     finally:
         request.app[CLIENTS].discard(client)
