@@ -8,6 +8,11 @@ device when a server answers.
 
 `stop()` and `start()` again on the same socket path make the microphone vanish and come back.
 
+With `desktop`, the server looks like a laptop's: the default output is another null sink,
+SPEAKERS (what `--source system` records through its monitor; paplay without --device plays
+into it), and the default input is MIC_SOURCE, a source that is not a monitor (remapped from
+SINK's monitor), so what is played into SINK is still heard by the microphone.
+
 With `fixed_rate`, a second virtual microphone accepts only that sample rate, like a USB headset
 that offers 48 kHz alone: a JACK server (dummy back end, no sound card) runs at that rate,
 PulseAudio plays the sink "to_jack" into it (module-jack-sink), and the ALSA JACK plugin
@@ -30,6 +35,8 @@ import soundfile
 SINK = "npumic"
 FIXED_SINK = "to_jack"
 FIXED_DEVICE = "fixed_rate_mic"
+SPEAKERS = "speakers"
+MIC_SOURCE = "mic"
 TOOLS = ("pulseaudio", "pactl", "paplay")
 APT_HINT = (
     "apt-get install pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 "
@@ -66,7 +73,12 @@ def terminate(proc: subprocess.Popen) -> None:
 
 class PulseServer:
     def __init__(
-        self, root: Path, sink_rate: int = 48000, channels: int = 2, fixed_rate: int | None = None
+        self,
+        root: Path,
+        sink_rate: int = 48000,
+        channels: int = 2,
+        fixed_rate: int | None = None,
+        desktop: bool = False,
     ) -> None:
         self.root = Path(root)
         self.runtime = self.root / "runtime"
@@ -82,8 +94,14 @@ class PulseServer:
         (self.root / "server.pa").write_text(
             f"load-module module-native-protocol-unix socket={self.socket} auth-anonymous=1\n"
             f"load-module module-null-sink sink_name={SINK} rate={sink_rate} channels={channels}\n"
-            f"set-default-sink {SINK}\n"
-            f"set-default-source {SINK}.monitor\n"
+            + (
+                f"load-module module-null-sink sink_name={SPEAKERS} rate={sink_rate} channels={channels}\n"
+                f"load-module module-remap-source master={SINK}.monitor source_name={MIC_SOURCE}\n"
+                f"set-default-sink {SPEAKERS}\n"
+                f"set-default-source {MIC_SOURCE}\n"
+                if desktop
+                else f"set-default-sink {SINK}\nset-default-source {SINK}.monitor\n"
+            )
             + (
                 f"load-module module-jack-sink sink_name={FIXED_SINK} client_name={FIXED_SINK} "
                 f"connect=0 channels={channels}\n"
@@ -161,7 +179,7 @@ class PulseServer:
             check=check,
         )
 
-    def play(self, path: str | Path, sink: str = SINK) -> subprocess.Popen:
+    def play(self, path: str | Path, sink: str | None = SINK) -> subprocess.Popen:
         """Start playing a sound file into a virtual microphone (real time). The file is first
         decoded to 16-bit WAV: paplay's own reading of 24-bit FLAC (jfk.flac) plays 11 s of
         speech in under 4 s."""
@@ -170,7 +188,7 @@ class PulseServer:
             audio, rate = soundfile.read(path, dtype="float32")
             soundfile.write(wav, audio, rate, subtype="PCM_16")
         return subprocess.Popen(
-            ["paplay", f"--device={sink}", str(wav)],
+            ["paplay", *([f"--device={sink}"] if sink else []), str(wav)],  # None: the default output
             env={**os.environ, **self.client_env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -291,11 +309,11 @@ class JackServer:
         self.proc = None
 
 
-def start_pulse(root: Path, fixed_rate: int | None = None) -> PulseServer:
+def start_pulse(root: Path, fixed_rate: int | None = None, desktop: bool = False) -> PulseServer:
     missing = missing_tools(fixed_rate=fixed_rate is not None)
     if missing:  # fail, not skip: CI must not pass without testing the microphone path
         pytest.fail(f"live-microphone tests need {', '.join(missing)}: {APT_HINT}", pytrace=False)
-    server = PulseServer(root, fixed_rate=fixed_rate)
+    server = PulseServer(root, fixed_rate=fixed_rate, desktop=desktop)
     server.start()
     return server
 
@@ -312,5 +330,14 @@ def pulse(tmp_path):
 def fixed_rate_pulse(request, tmp_path):
     """As `pulse`, plus FIXED_DEVICE, which accepts only the parameter's sample rate."""
     server = start_pulse(tmp_path / "pulse", fixed_rate=request.param)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def desktop_pulse(tmp_path):
+    """A private PulseAudio set up as a desktop: default output SPEAKERS, default input MIC_SOURCE
+    (which hears what is played into SINK)."""
+    server = start_pulse(tmp_path / "pulse", desktop=True)
     yield server
     server.close()

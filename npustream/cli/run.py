@@ -6,7 +6,8 @@ import argparse
 from dataclasses import fields
 
 HELP = {
-    "source": "mic, mic:DEVICE (name or index), file:PATH, stdin (raw s16le mono) or sample (default mic)",
+    "source": "mic, mic:DEVICE (name or index), system (what the default output plays), system:SINK, "
+    "mic+system (both, mixed), file:PATH, stdin (raw s16le mono) or sample (default mic)",
     "engine": "encoder engine: cpu, npu or npu-emu (default cpu)",
     "model_dir": "CTranslate2 Whisper model directory (default: the packaged base model)",
     "language": "language code, e.g. en (default: detect)",

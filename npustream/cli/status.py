@@ -9,6 +9,8 @@ import json
 FIELDS = (
     ("source", "source", ""),
     ("source_state", "source state", ""),
+    ("inputs", "inputs", ""),  # a mix (mic+system): each input's state
+    ("silence_filled", "inputs silent", " s"),  # ... and how long each was filled with silence
     ("engine", "engine", ""),
     ("fallback_reason", "engine fallback", ""),
     ("model", "model", ""),
@@ -50,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for key, label, unit in FIELDS:
         value = answer.get(key)
+        if isinstance(value, dict):
+            value, unit = ", ".join(f"{name} {v}{unit}" for name, v in value.items()), ""
         if value is not None:
             print(f"{label + ':':18s} {value}{unit}")
     return 0

@@ -16,6 +16,7 @@ from typing import Any
 
 from npustream.errors import ConfigError
 from npustream.protocol.endpoints import default_ctl, default_pub
+from npustream.stream.capture.interface import LIVE_INPUTS, mix_inputs
 
 ENGINES = ("cpu", "npu", "npu-emu")
 COMPUTE_TYPES = ("int8", "int8_float32", "float32", "float16", "int8_float16", "bfloat16", "int8_bfloat16")
@@ -23,7 +24,7 @@ COMPUTE_TYPES = ("int8", "int8_float32", "float32", "float16", "int8_float16", "
 
 @dataclass(frozen=True)
 class StreamConfig:
-    source: str = "mic"  # mic[:DEVICE] | file:PATH | stdin | sample
+    source: str = "mic"  # mic[:DEVICE] | system[:SINK] | mic+system | file:PATH | stdin | sample
     engine: str = "cpu"
     model_dir: str | None = None  # None: the packaged Whisper base
     language: str | None = None  # None: detect
@@ -68,7 +69,9 @@ def _positive(v) -> bool:
 
 def _source_ok(v: str) -> bool:
     kind, _, arg = v.partition(":")
-    return (kind == "mic") or (kind == "file" and bool(arg)) or v in ("stdin", "sample")
+    if kind == "file" or "+" in v:
+        return bool(arg) if kind == "file" else mix_inputs(v) is not None
+    return kind in LIVE_INPUTS or v in ("stdin", "sample")
 
 
 def _endpoint_ok(v: str) -> bool:
@@ -77,7 +80,7 @@ def _endpoint_ok(v: str) -> bool:
 
 # name -> (check, what a valid value is); types come from StreamConfig's annotations
 CHECKS: dict[str, tuple[Any, str]] = {
-    "source": (_source_ok, "mic, mic:DEVICE, file:PATH, stdin or sample"),
+    "source": (_source_ok, "mic, mic:DEVICE, system, system:SINK, mic+system, file:PATH, stdin or sample"),
     "engine": (lambda v: v in ENGINES, f"one of {', '.join(ENGINES)}"),
     "task": (lambda v: v in ("transcribe", "translate"), "transcribe or translate"),
     "beam_size": (lambda v: 1 <= v <= 16, "an integer from 1 to 16"),

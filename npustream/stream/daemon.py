@@ -213,8 +213,10 @@ class Daemon:
         logger.info("stopping", signal=signal.Signals(signum).name)
 
     def _source_status(self, state: str, message: str) -> None:
-        """From the mic's supervisor thread: lost / restored."""
-        self.counters.source_state = "lost" if state == "source_lost" else "running"
+        """From a live source's supervisor thread: lost / restored. A mix reports each input's;
+        it is lost only when every input is (its `state`)."""
+        lost = state == "source_lost" and getattr(self.source, "state", "lost") == "lost"
+        self.counters.source_state = "lost" if lost else "running"
         if self.publisher:
             self._publish_status(state, message)
         self.notifier.status(message)

@@ -57,6 +57,14 @@ def status_body(counters: LoopCounters, cfg, recognizer, captioner, source, publ
     stats = captioner.stats
     audio = counters.stream_time
     dropped = getattr(source, "dropped_seconds", lambda: 0.0)()
+    mix = (
+        {
+            "inputs": source.input_states(),
+            "silence_filled": {k: round(v, 3) for k, v in source.silence_filled.items()},
+        }
+        if hasattr(source, "input_states")
+        else {}
+    )  # a mix: each input's state, and seconds it was filled with silence
     return {
         **heartbeat_body(counters),
         "version": __version__,
@@ -84,6 +92,7 @@ def status_body(counters: LoopCounters, cfg, recognizer, captioner, source, publ
         "speed": cfg.speed,
         "pub": cfg.pub_endpoint,
         "ctl": cfg.ctl_endpoint,
+        **mix,
     }
 
 

@@ -1,4 +1,4 @@
-"""The microphone through sounddevice (PortAudio).
+"""The microphone, and desktop audio, through sounddevice (PortAudio).
 
 The audio callback runs on PortAudio's thread and only copies the block into a preallocated
 ring buffer (ring.py): no locks, no waiting, no buffers allocated per call. Everything else
@@ -9,13 +9,30 @@ When the device vanishes (unplugged, audio server restarted) the stream stops ca
 The supervisor notices, reports `source_lost` (the daemon publishes it and keeps its sockets
 and subscribers), retries with backoff and reports `source_restored` when the device is back;
 the time it was gone is reported as a gap so caption times stay on the wall clock.
+
+Desktop audio (`server_source`): PortAudio cannot name the sound server's sources; it sees the
+whole server as its ALSA device `pulse`. That device records the source libpulse takes as the
+default when it opens, which $PULSE_SOURCE sets; so a source of the server (a sink's monitor,
+found with soundserver.py) is opened by setting PULSE_SOURCE just around the open. Opens take
+one process-wide lock, so a microphone opened at the same moment never sees the variable. The
+supervisor also asks the server every FOLLOW_SECONDS which source it should record: when the
+default output changes (headphones plugged in) it moves to the new monitor; when the named one
+is gone, the source is lost, as an unplugged microphone is (the server would otherwise move the
+stream to some other source, perhaps a microphone).
+
+Several sources in one process (`mic+system`): PortAudio is re-initialised to find a device
+that came back only when no other stream is open, because that closes every stream.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
+import weakref
 from collections import deque
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -30,6 +47,29 @@ STALL_SECONDS = 2.0  # no callback for this long: the device is gone
 FIRST_CALLBACK_SECONDS = 5.0  # audio servers can take over a second to deliver the first block
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between reconnection attempts (then the last, forever)
 BLOCK_SECONDS = 0.02  # PortAudio block: small enough for low latency, large enough for Python
+FOLLOW_SECONDS = 2.0  # how often desktop audio asks the sound server which source to record
+SERVER_DEVICE = "pulse"  # PortAudio's ALSA device for the sound server (alsa-plugins' pulse)
+
+# PortAudio opens, its re-initialisation and the PULSE_SOURCE an open reads: one at a time.
+_OPEN_LOCK = threading.Lock()
+_connections: weakref.WeakSet = weakref.WeakSet()  # every _Connection of this process
+
+
+@contextlib.contextmanager
+def _pulse_source(name: str | None) -> Iterator[None]:
+    """PULSE_SOURCE=name while the caller opens a stream (it holds _OPEN_LOCK)."""
+    if name is None:
+        yield
+        return
+    before = os.environ.get("PULSE_SOURCE")
+    os.environ["PULSE_SOURCE"] = name
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PULSE_SOURCE"]
+        else:
+            os.environ["PULSE_SOURCE"] = before
 
 
 def _sounddevice():
@@ -45,8 +85,9 @@ def _sounddevice():
 class _Connection:
     """One open input stream and the ring its callback fills."""
 
-    def __init__(self, sd, device, rate: int, capture_seconds: float):
+    def __init__(self, sd, device, rate: int, capture_seconds: float, server_source: str | None):
         self.rate = rate
+        self.server_source = server_source  # the sound server's source it records, if named
         self.ring = RingBuffer(int(capture_seconds * rate))
         self.resampler = StreamResampler(rate, SAMPLE_RATE)
         self.overflows = 0  # blocks PortAudio itself reported as overrun
@@ -63,6 +104,7 @@ class _Connection:
             callback=self._callback,
         )
         self.stream.start()
+        _connections.add(self)
 
     def _callback(self, indata, frames, time_info, status) -> None:
         self.last_callback = time.monotonic()
@@ -87,6 +129,9 @@ class _Connection:
 
 
 class MicSource:
+    """`server_source`, when given, names (each time it is called) the sound server's source to
+    record: desktop audio. The device is then PortAudio's SERVER_DEVICE."""
+
     def __init__(
         self,
         device: str | int | None = None,
@@ -94,12 +139,16 @@ class MicSource:
         capture_seconds: float = 30.0,
         on_status=None,
         rate: int | None = None,
+        server_source: Callable[[], str] | None = None,
+        name: str | None = None,
     ):
         self.sd = _sounddevice()
         if isinstance(device, str) and device.strip().isdigit():
             device = int(device)
-        self.device = device
-        self.name = f"mic:{device}" if device is not None else "mic"
+        self.server_source = server_source
+        self.device = SERVER_DEVICE if server_source else device
+        self.what = "desktop audio" if server_source else "microphone"
+        self.name = name or (f"mic:{device}" if device is not None else "mic")
         self.capture_seconds = capture_seconds
         self.requested_rate = rate
         self.on_status = on_status or (lambda state, message: None)
@@ -111,6 +160,7 @@ class MicSource:
         self._dropped_retired = 0.0  # seconds dropped by connections already replaced
         self._dropped_taken = 0.0
         self._stop = threading.Event()
+        self._followed = time.monotonic()  # when the server was last asked which source to record
         self._thread = threading.Thread(target=self._supervise, name="npustream-mic", daemon=True)
 
     def _pick_rate(self) -> int:
@@ -126,48 +176,97 @@ class MicSource:
             info = self.sd.query_devices(self.device, kind="input")
             return int(info["default_samplerate"])
 
-    def _open(self) -> _Connection:
-        rate = self._pick_rate()
-        conn = _Connection(self.sd, self.device, rate, self.capture_seconds)
-        logger.info("mic_opened", device=str(self.device), rate=rate, resampled=rate != SAMPLE_RATE)
+    def _open(self, reinitialise: bool = False) -> _Connection:
+        """A new connection; with `reinitialise`, PortAudio first lists devices afresh (to find
+        one that came back), unless another stream of this process is open."""
+        target = self.server_source() if self.server_source else None  # AudioError: not there
+        with _OPEN_LOCK:
+            if reinitialise and not any(c.stream.active for c in list(_connections) if not c.closed):
+                # sounddevice has no public call for this
+                self.sd._terminate()
+                self.sd._initialize()
+            with _pulse_source(target):
+                rate = self._pick_rate()
+                conn = _Connection(self.sd, self.device, rate, self.capture_seconds, target)
+        logger.info(
+            "mic_opened",
+            source=self.name,
+            device=str(self.device),
+            server_source=target,
+            rate=rate,
+            resampled=rate != SAMPLE_RATE,
+        )
         return conn
 
     def start(self) -> None:
         try:
             self._conns.append(self._open())
         except Exception as exc:  # noqa: BLE001 - ValueError, PortAudioError: one clear line
-            raise AudioError(
-                f"cannot open microphone {self.device if self.device is not None else '(default)'}: {exc}"
-            ) from None
+            if isinstance(exc, AudioError):
+                raise
+            what = (
+                self.name
+                if self.server_source
+                else (f"microphone {self.device if self.device is not None else '(default)'}")
+            )
+            raise AudioError(f"cannot open {what}: {exc}") from None
         self._thread.start()
 
     def _supervise(self) -> None:
         while not self._stop.wait(0.25):
             conn = self._conns[-1]
-            if conn.healthy():
+            moved = self._moved(conn)
+            if conn.healthy() and not moved:
                 continue
             lost_at = time.monotonic()
             conn.close()
+            if moved and self._reopen_moved(moved):
+                self._lost_seconds += time.monotonic() - lost_at  # not recorded while switching
+                continue
             self.lost = True
             logger.warning("source_lost", source=self.name)
-            self.on_status("source_lost", f"microphone {self.name} stopped delivering audio; retrying")
+            self.on_status("source_lost", f"{self.what} {self.name} stopped delivering audio; retrying")
             attempt = 0
             while not self._stop.wait(BACKOFF[min(attempt, len(BACKOFF) - 1)]):
                 attempt += 1
                 try:
                     # PortAudio lists devices once per initialisation: start over to see a
-                    # device that was plugged back in (sounddevice has no public call for this).
-                    self.sd._terminate()
-                    self.sd._initialize()
-                    self._conns.append(self._open())
+                    # device that was plugged back in.
+                    self._conns.append(self._open(reinitialise=True))
                 except Exception as exc:  # noqa: BLE001 - still gone; try again later
                     logger.info("mic_retry_failed", attempt=attempt, error=str(exc))
                     continue
                 self._lost_seconds += time.monotonic() - lost_at
                 self.lost = False
                 logger.info("source_restored", source=self.name, attempts=attempt)
-                self.on_status("source_restored", f"microphone {self.name} is back after {attempt} attempts")
+                self.on_status("source_restored", f"{self.what} {self.name} is back after {attempt} attempts")
                 break
+
+    def _moved(self, conn: _Connection) -> str | None:
+        """For desktop audio, every FOLLOW_SECONDS: the source to record now if it is not the
+        one recorded ("" when the server has none to offer), else None."""
+        now = time.monotonic()
+        if self.server_source is None or now - self._followed < FOLLOW_SECONDS:
+            return None
+        self._followed = now
+        try:
+            target = self.server_source()
+        except AudioError as exc:
+            logger.info("server_source_gone", source=self.name, error=str(exc))
+            return ""
+        return target if target != conn.server_source else None
+
+    def _reopen_moved(self, target: str) -> bool:
+        """Record the source the server now names; False when there is none or it cannot open."""
+        if not target:
+            return False
+        try:
+            self._conns.append(self._open())
+        except Exception as exc:  # noqa: BLE001 - treated as a lost source: retried with backoff
+            logger.info("server_source_move_failed", source=self.name, error=str(exc))
+            return False
+        logger.info("server_source_moved", source=self.name, to=target)
+        return True
 
     def read(self, max_samples: int) -> np.ndarray:
         """Resampled audio that has arrived, oldest connection first (up to max_samples)."""

@@ -1,12 +1,10 @@
-"""Where audio comes from. Every source hands out 16 kHz mono float32 through the same
-non-blocking calls, so the daemon treats a microphone, a file and a pipe alike:
+"""Where audio comes from: a source from its command-line spelling (`open_source`), each with
+the interface of interface.py.
 
-    read(max_samples) -> np.ndarray   whatever has arrived (never waits)
-    take_gap() -> float                seconds of audio lost since the last call
-    ended -> bool                      no more audio will come and all of it was read
-
-Sources: `mic[:DEVICE]` (mic.py), `file:PATH` at real-time pace or `speed` times faster,
-`sample` (the bundled sample file), and `stdin` (raw s16le PCM at `rate`).
+Sources: `mic[:DEVICE]` (mic.py), `system[:SINK]` (what an output plays: the monitor of the
+default sink, or of SINK, found through the sound server, soundserver.py, recorded by mic.py),
+live inputs joined with `+` and mixed (`mic+system`, mix.py), `file:PATH` at real-time pace or
+`speed` times faster, `sample` (the bundled sample file), and `stdin` (raw s16le PCM at `rate`).
 """
 
 from __future__ import annotations
@@ -15,33 +13,20 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from npustream import log
 from npustream.asr.audio import SAMPLE_RATE, StreamResampler, load_audio, pcm16_to_float32
 from npustream.errors import AudioError
+from npustream.stream.capture.interface import Source, StatusCallback
 from npustream.stream.capture.ring import RingBuffer
 
 logger = log.get(__name__)
 
-SAMPLE_PATH = Path(str(resources.files("npustream") / "data" / "sample.flac"))  # package data
-StatusCallback = Callable[[str, str], None]  # (state, message) for source_lost / source_restored
-
-
-class Source(Protocol):
-    name: str
-
-    def start(self) -> None: ...
-    def read(self, max_samples: int) -> np.ndarray: ...
-    def take_gap(self) -> float: ...
-    @property
-    def ended(self) -> bool: ...
-    def close(self) -> None: ...
+SAMPLE_PATH = Path(str(resources.files("npustream") / "data" / "sample.flac"))  # package data, any install
 
 
 class FileSource:
@@ -168,8 +153,45 @@ def open_source(
         return FileSource(arg, speed)
     if spec == "stdin":
         return StdinSource(rate, capture_seconds)
+    if "+" in spec:
+        return _mix(spec, capture_seconds, on_status)
     if kind == "mic":
         from npustream.stream.capture.mic import MicSource
 
         return MicSource(arg or None, capture_seconds=capture_seconds, on_status=on_status)
-    raise AudioError(f"unknown source {spec!r}: use mic, mic:DEVICE, file:PATH, stdin or sample")
+    if kind == "system":
+        return _desktop_audio(spec, arg or None, capture_seconds, on_status)
+    raise AudioError(
+        f"unknown source {spec!r}: use mic, mic:DEVICE, system, system:SINK, mic+system, file:PATH, "
+        "stdin or sample"
+    )
+
+
+def _desktop_audio(spec: str, sink: str | None, capture_seconds: float, on_status) -> Source:
+    """What `sink` (None: the default output) plays. Asks the server once now, so a missing
+    server or sink fails before the model loads; the source asks again at every (re)open."""
+    from npustream.stream.capture import soundserver
+    from npustream.stream.capture.mic import MicSource
+
+    soundserver.monitor_source(sink)
+    return MicSource(
+        server_source=lambda: soundserver.monitor_source(sink),
+        capture_seconds=capture_seconds,
+        on_status=on_status,
+        name=spec,
+    )
+
+
+def _mix(spec: str, capture_seconds: float, on_status) -> Source:
+    parts = mix_inputs(spec)
+    if parts is None:
+        raise AudioError(
+            f"unknown source {spec!r}: `+` mixes different live inputs (mic, mic:DEVICE, system, "
+            "system:SINK), e.g. mic+system"
+        )
+    from npustream.stream.capture.mix import MixSource
+
+    def open_input(part: str, report: StatusCallback) -> Source:
+        return open_source(part, capture_seconds=capture_seconds, on_status=report)
+
+    return MixSource(parts, open_input, on_status)
