@@ -15,12 +15,44 @@ import pytest
 import soundfile as sf
 from daemon_harness import Daemon, final_text
 from pulse import MIC_SOURCE, SINK, SPEAKERS, desktop_pulse  # noqa: F401 (fixture)
-from test_live_mic import caption
 
 from npustream.protocol.control import request
 from tools.wer import wer
 
 MAX_WER_POINTS_ABOVE_FILE = 0.02  # the issue's bound: desktop audio within 2 WER points of the file
+
+
+def caption(
+    daemon: Daemon, server, path, sink: str | None, quiet_seconds: float = 3.0, timeout: float = 240.0
+) -> str:
+    """Play `path` into `sink` (None: the default output); the finals published for it once the
+    daemon has taken in all the audio played (its `stream_time` has passed the end of the
+    playing: on a busy machine it decodes well behind) and has settled (the newest caption is a
+    final, and none came for `quiet_seconds`)."""
+    before = len(daemon.recorder.of("caption.final"))
+    player = server.play(path, sink=sink)
+    assert player.wait(timeout=120) == 0, player.stderr.read()
+    played = time.monotonic() - daemon.ready_at  # daemon seconds
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if request(daemon.ctl, "status", timeout=10.0)["stream_time"] >= played:
+            break
+        time.sleep(0.5)
+    while time.monotonic() < deadline:
+        captions = daemon.recorder.of("caption.partial", "caption.final")[-1:]
+        settled = not captions or captions[-1]["type"] == "caption.final"
+        last = captions[-1]["received"] if captions else 0.0
+        if settled and time.monotonic() - last >= quiet_seconds:
+            break
+        time.sleep(0.2)
+    return " ".join(m["text"].strip() for m in daemon.recorder.of("caption.final")[before:])
+
+
+def started(daemon: Daemon) -> Daemon:
+    """Waits for READY=1 and notes when it came: the source started just before."""
+    daemon.wait_ready()
+    daemon.ready_at = time.monotonic()
+    return daemon
 
 
 def npustream(*args: str, env: dict) -> subprocess.CompletedProcess:
@@ -36,9 +68,9 @@ def npustream(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 def test_devices_lists_monitors_apart_from_microphones(desktop_pulse):  # noqa: F811
     table = npustream("devices", env=desktop_pulse.client_env).stdout
-    microphones, monitors = table.split("desktop audio")
+    microphones, monitors, server_inputs = table.split("\n\n")
     assert f"{SPEAKERS}.monitor" in monitors and f"{SINK}.monitor" in monitors
-    assert f"{SPEAKERS}.monitor" not in microphones
+    assert f"{SPEAKERS}.monitor" not in microphones + server_inputs and MIC_SOURCE in server_inputs
     default = [line for line in monitors.splitlines() if line.startswith("*")]
     assert len(default) == 1 and SPEAKERS in default[0]
     rows = [
@@ -53,7 +85,7 @@ def test_devices_lists_monitors_apart_from_microphones(desktop_pulse):  # noqa: 
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        ("system", f"system = monitor of the default output {SPEAKERS}: {SPEAKERS}.monitor"),
+        ("system", f"system = {SPEAKERS}.monitor, the monitor of the default output {SPEAKERS}"),
         (f"system:{SINK}", f"system:{SINK} = {SINK}.monitor"),
     ],
 )
@@ -110,7 +142,7 @@ def test_desktop_audio_is_captioned_as_well_as_the_same_file(
         tmp_path / "system", ["--source", "system", "--language", "en"], env=desktop_pulse.client_env
     )
     try:
-        daemon.wait_ready()
+        started(daemon)
         system_text = caption(daemon, desktop_pulse, audio_dir / name, sink=None)  # the default output
         opened = [e for e in daemon.log_events() if e["event"] == "mic_opened"]
         assert [e["server_source"] for e in opened] == [f"{SPEAKERS}.monitor"]
@@ -141,7 +173,7 @@ def test_mic_and_system_are_both_captioned(desktop_pulse, tmp_path, audio_dir, t
         tmp_path / "daemon", ["--source", "mic+system", "--language", "en"], env=desktop_pulse.client_env
     )
     try:
-        daemon.wait_ready()
+        started(daemon)
         # Different speech on each, the microphone 20 dB under the desktop audio.
         desktop = caption(daemon, desktop_pulse, audio_dir / "libri_1.flac", sink=None)
         mic = caption(daemon, desktop_pulse, quiet_copy(audio_dir / "jfk.flac", tmp_path, 0.1), sink=SINK)
@@ -165,7 +197,7 @@ def test_one_input_vanishes_and_the_other_goes_on(desktop_pulse, tmp_path, audio
         tmp_path / "daemon", ["--source", "mic+system:tv", "--language", "en"], env=server.client_env
     )
     try:
-        daemon.wait_ready()
+        started(daemon)
         assert "Quilter" in caption(daemon, server, audio_dir / "libri_1.flac", sink="tv")
 
         server.pactl("unload-module", tv)  # the output goes away (a headset unplugged)

@@ -14,6 +14,13 @@ from pathlib import Path
 
 from npustream.errors import NpustreamError
 from npustream.service import audio_devices, install, npu_probe
+from npustream.stream.capture import soundserver
+from npustream.stream.capture.interface import mix_inputs
+
+SERVER_FIX = (
+    "desktop audio needs the sound server of your session: run the daemon as the user service "
+    "(npustream service install --user); `pactl info` must answer"
+)
 
 OK, INFO, WARN, FAIL = "ok", "info", "warn", "FAIL"
 
@@ -58,6 +65,20 @@ def _audio(diag: Diagnosis, source: str) -> None:
             "" if ok else "fix `source` in the config or --source",
         )
         return
+    parts = mix_inputs(source)
+    if parts:
+        diag.add(
+            "audio",
+            INFO,
+            f"{source}: {len(parts)} inputs mixed, each brought to one level; "
+            "while one is lost the others go on",
+        )
+        for part in parts:
+            _audio(diag, part)
+        return
+    if kind == "system":
+        _desktop_audio(diag, source, spec or None)
+        return
     if kind != "mic":
         diag.add("audio", INFO, f"source {source}: no microphone needed")
         return
@@ -92,6 +113,47 @@ def _audio(diag: Diagnosis, source: str) -> None:
         f"{which} = [{device.index}] {device.name} ({device.hostapi}, {device.channels} ch, "
         f"default {device.default_rate:g} Hz): {audio_devices.describe_rates(device)}",
         "" if usable else "this device accepts none of 16/44.1/48 kHz mono; pick another",
+    )
+
+
+def _desktop_audio(diag: Diagnosis, source: str, sink: str | None) -> None:
+    """Which monitor `system[:SINK]` would record, asked of the sound server as the source does,
+    and the PortAudio device it is recorded through."""
+    try:
+        server = soundserver.server_info()
+    except NpustreamError as exc:
+        diag.add("audio", FAIL, f"{source}: {exc}", SERVER_FIX)
+        return
+    try:
+        monitor = soundserver.monitor_source(sink)
+    except NpustreamError as exc:
+        diag.add(
+            "audio",
+            FAIL,
+            f"{source}: {exc}",
+            'pick an output from `npustream devices`: source = "system:SINK"',
+        )
+        return
+    try:
+        through = any(
+            d.name == soundserver.SERVER_DEVICE for d in audio_devices.input_devices(probe_rates=False)
+        )
+    except NpustreamError as exc:
+        diag.add("audio", FAIL, str(exc), audio_devices.PORTAUDIO_HINT)
+        return
+    which = f"{source} = {monitor}" + (
+        f", the monitor of the default output {server.default_sink}" if sink is None else ""
+    )
+    diag.add(
+        "audio",
+        OK if through else FAIL,
+        f"{which} ({server.name} {server.version}"
+        + (
+            f", recorded through PortAudio's `{soundserver.SERVER_DEVICE}` device)"
+            if through
+            else f"): PortAudio lists no `{soundserver.SERVER_DEVICE}` device to record it through"
+        ),
+        "" if through else "apt-get install libasound2-plugins (ALSA's pulse plugin)",
     )
 
 

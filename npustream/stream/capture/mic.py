@@ -40,6 +40,7 @@ from npustream import log
 from npustream.asr.audio import SAMPLE_RATE, StreamResampler
 from npustream.errors import AudioError
 from npustream.stream.capture.ring import RingBuffer
+from npustream.stream.capture.soundserver import SERVER_DEVICE
 
 logger = log.get(__name__)
 
@@ -48,7 +49,6 @@ FIRST_CALLBACK_SECONDS = 5.0  # audio servers can take over a second to deliver 
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between reconnection attempts (then the last, forever)
 BLOCK_SECONDS = 0.02  # PortAudio block: small enough for low latency, large enough for Python
 FOLLOW_SECONDS = 2.0  # how often desktop audio asks the sound server which source to record
-SERVER_DEVICE = "pulse"  # PortAudio's ALSA device for the sound server (alsa-plugins' pulse)
 
 # PortAudio opens, its re-initialisation and the PULSE_SOURCE an open reads: one at a time.
 _OPEN_LOCK = threading.Lock()

@@ -17,6 +17,7 @@ from npustream.errors import AudioError
 
 CONNECT_TIMEOUT = 2.0  # seconds; a local server answers in milliseconds
 PA_INVALID_INDEX = 0xFFFFFFFF  # libpulse's "none" for monitor_of_sink
+SERVER_DEVICE = "pulse"  # PortAudio's ALSA device for the whole server (alsa-plugins' pulse)
 SERVER_HINT = (
     "no sound server answers: desktop audio needs PulseAudio or PipeWire's pulse server "
     "(pipewire-pulse) in this session (`pactl info` must answer)"
