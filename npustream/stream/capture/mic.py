@@ -216,13 +216,12 @@ class MicSource:
         while not self._stop.wait(0.25):
             conn = self._conns[-1]
             moved = self._moved(conn)
-            if conn.healthy() and not moved:
+            if moved and self._switch(conn, moved):
+                continue
+            if conn.healthy() and moved is None:
                 continue
             lost_at = time.monotonic()
             conn.close()
-            if moved and self._reopen_moved(moved):
-                self._lost_seconds += time.monotonic() - lost_at  # not recorded while switching
-                continue
             self.lost = True
             logger.warning("source_lost", source=self.name)
             self.on_status("source_lost", f"{self.what} {self.name} stopped delivering audio; retrying")
@@ -256,15 +255,17 @@ class MicSource:
             return ""
         return target if target != conn.server_source else None
 
-    def _reopen_moved(self, target: str) -> bool:
-        """Record the source the server now names; False when there is none or it cannot open."""
-        if not target:
-            return False
+    def _switch(self, conn: _Connection, target: str) -> bool:
+        """Record `target`, the source the server now names, instead of `conn`'s: the new stream
+        is opened before the old one is closed, so nothing goes unrecorded. False when it cannot
+        be opened (then `conn` is treated as lost and retried with backoff)."""
         try:
-            self._conns.append(self._open())
-        except Exception as exc:  # noqa: BLE001 - treated as a lost source: retried with backoff
+            new = self._open()
+        except Exception as exc:  # noqa: BLE001 - PortAudioError, AudioError: the lost path retries
             logger.info("server_source_move_failed", source=self.name, error=str(exc))
             return False
+        conn.close()  # read() drains its ring before it takes from the new one
+        self._conns.append(new)
         logger.info("server_source_moved", source=self.name, to=target)
         return True
 
