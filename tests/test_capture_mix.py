@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 from npustream.asr.audio import SAMPLE_RATE, load_audio
+from npustream.errors import AudioError
+from npustream.stream import config
+from npustream.stream.capture.interface import mix_inputs
 from npustream.stream.capture.mix import (
     LEVEL_BLOCK,
     LEVEL_TARGET_RMS,
@@ -18,6 +21,7 @@ from npustream.stream.capture.mix import (
     LevelMatcher,
     MixSource,
 )
+from npustream.stream.capture.sources import open_source
 
 SKEW = int(MAX_SKEW_SECONDS * SAMPLE_RATE)
 
@@ -158,3 +162,24 @@ def test_close_closes_every_input():
     mix, inputs, _ = mix_of("mic", "system")
     mix.close()
     assert all(i.started and i.closed for i in inputs.values())
+
+
+@pytest.mark.parametrize(
+    ("spec", "inputs"),
+    [
+        ("mic+system", ["mic", "system"]),
+        ("mic:2+system:tv", ["mic:2", "system:tv"]),
+        ("mic+system:a+system:b", ["mic", "system:a", "system:b"]),
+        ("mic+mic", None),  # the same input twice
+        ("mic+stdin", None),  # only live inputs mix
+        ("file:a+b.wav", None),  # a file whose name has a +
+        ("system", None),
+    ],
+)
+def test_how_a_mix_is_spelled(spec, inputs):
+    assert mix_inputs(spec) == inputs
+    valid = inputs is not None or spec.startswith("file:") or spec == "system"
+    assert config._source_ok(spec) == valid
+    if inputs is None and "+" in spec and not spec.startswith("file:"):
+        with pytest.raises(AudioError, match="mixes different live inputs"):
+            open_source(spec)

@@ -22,22 +22,29 @@ from npustream.protocol.control import request
 from tools.wer import wer
 
 MAX_WER_POINTS_ABOVE_FILE = 0.02  # the issue's bound: desktop audio within 2 WER points of the file
+# A machine shared with other jobs can run tens of seconds behind: a capture ring long enough
+# that nothing is dropped (asserted). These tests measure what is heard; bench/ measures speed.
+LIVE = ["--language", "en", "--capture-seconds", "120"]
 
 
 def caption(
     daemon: Daemon, server, path, sink: str | None, quiet_seconds: float = 3.0, timeout: float = 240.0
 ) -> str:
     """Play `path` into `sink` (None: the default output); the finals published for it once the
-    daemon has taken in all the audio played (its `stream_time` has passed the end of the
-    playing: on a busy machine it decodes well behind) and has settled (the newest caption is a
-    final, and none came for `quiet_seconds`)."""
+    daemon has taken in and decoded all the audio played (on a busy machine it runs well behind)
+    and has settled (the newest caption is a final, and none came for `quiet_seconds`)."""
     before = len(daemon.recorder.of("caption.final"))
     player = server.play(path, sink=sink)
     assert player.wait(timeout=120) == 0, player.stderr.read()
     played = time.monotonic() - daemon.ready_at  # daemon seconds
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if request(daemon.ctl, "status", timeout=10.0)["stream_time"] >= played:
+    while time.monotonic() < deadline:  # the audio played, and 2 s of silence, taken in ...
+        status = request(daemon.ctl, "status", timeout=10.0)
+        if status["stream_time"] >= played + 2.0:
+            break
+        time.sleep(0.5)
+    while time.monotonic() < deadline:  # ... and decoded: two updates since (hop 1 s)
+        if request(daemon.ctl, "status", timeout=10.0)["updates"] >= status["updates"] + 2:
             break
         time.sleep(0.5)
     while time.monotonic() < deadline:
@@ -139,7 +146,7 @@ def test_desktop_audio_is_captioned_as_well_as_the_same_file(
         SAMPLE_RATE,
     )
     reference = " ".join(transcripts[n]["text"] for n in names)
-    via_file = Daemon(tmp_path / "file", ["--source", f"file:{path}", "--language", "en"])
+    via_file = Daemon(tmp_path / "file", ["--source", f"file:{path}", *LIVE])
     try:
         via_file.wait_ready()
         assert via_file.proc.wait(timeout=240) == 0, via_file.log_tail()
@@ -148,9 +155,7 @@ def test_desktop_audio_is_captioned_as_well_as_the_same_file(
     finally:
         via_file.close()
 
-    daemon = Daemon(
-        tmp_path / "system", ["--source", "system", "--language", "en"], env=desktop_pulse.client_env
-    )
+    daemon = Daemon(tmp_path / "system", ["--source", "system", *LIVE], env=desktop_pulse.client_env)
     try:
         started(daemon)
         system_text = caption(daemon, desktop_pulse, path, sink=None)  # the default output
@@ -179,9 +184,7 @@ def quiet_copy(path, tmp_path, scale: float):
 
 @pytest.mark.slow
 def test_mic_and_system_are_both_captioned(desktop_pulse, tmp_path, audio_dir, transcripts):  # noqa: F811
-    daemon = Daemon(
-        tmp_path / "daemon", ["--source", "mic+system", "--language", "en"], env=desktop_pulse.client_env
-    )
+    daemon = Daemon(tmp_path / "daemon", ["--source", "mic+system", *LIVE], env=desktop_pulse.client_env)
     try:
         started(daemon)
         # Different speech on each, the microphone 20 dB under the desktop audio.
@@ -203,9 +206,7 @@ def test_mic_and_system_are_both_captioned(desktop_pulse, tmp_path, audio_dir, t
 def test_one_input_vanishes_and_the_other_goes_on(desktop_pulse, tmp_path, audio_dir, transcripts):  # noqa: F811
     server = desktop_pulse
     tv = server.pactl("load-module", "module-null-sink", "sink_name=tv").stdout.strip()
-    daemon = Daemon(
-        tmp_path / "daemon", ["--source", "mic+system:tv", "--language", "en"], env=server.client_env
-    )
+    daemon = Daemon(tmp_path / "daemon", ["--source", "mic+system:tv", *LIVE], env=server.client_env)
     try:
         started(daemon)
         assert "interesting than his matter" in caption(daemon, server, audio_dir / "libri_1.flac", sink="tv")

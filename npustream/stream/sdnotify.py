@@ -42,14 +42,16 @@ class Notifier:
 
     def notify(self, *lines: str) -> bool:
         """Send one message; True when it was delivered. A failure is logged once, never raised:
-        losing a status line must not take the daemon down (the watchdog catches a dead socket)."""
+        losing a status line must not take the daemon down (the watchdog catches a dead socket).
+        Never waits: a receiver that does not read (its queue holds 10 datagrams by default)
+        must not stall the processing loop or a capture supervisor."""
         if self._sock is None:
             return False
         target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
         payload = "\n".join(lines).encode()
         try:
             with self._lock:
-                self._sock.sendto(payload, target)
+                self._sock.sendto(payload, socket.MSG_DONTWAIT, target)
         except OSError as exc:
             if not self._failed:
                 logger.warning("sd_notify.send_failed", address=self.address, error=str(exc))
