@@ -21,12 +21,12 @@ import numpy as np
 from npustream import log
 from npustream.asr.audio import SAMPLE_RATE, StreamResampler, load_audio, pcm16_to_float32
 from npustream.errors import AudioError
-from npustream.stream.capture.interface import Source, StatusCallback
+from npustream.stream.capture.interface import Source, StatusCallback, mix_inputs
 from npustream.stream.capture.ring import RingBuffer
 
 logger = log.get(__name__)
 
-SAMPLE_PATH = Path(str(resources.files("npustream") / "data" / "sample.flac"))  # package data, any install
+SAMPLE_PATH = Path(str(resources.files("npustream") / "data" / "sample.flac"))  # package data
 
 
 class FileSource:
