@@ -96,6 +96,7 @@ def test_devices_lists_monitors_apart_from_microphones(desktop_pulse):  # noqa: 
     [
         ("system", f"system = {SPEAKERS}.monitor, the monitor of the default output {SPEAKERS}"),
         (f"system:{SINK}", f"system:{SINK} = {SINK}.monitor"),
+        ("mic", "default input = [1] default"),
     ],
 )
 def test_doctor_says_which_source_the_service_would_record(desktop_pulse, tmp_path, source, expected):  # noqa: F811
@@ -111,6 +112,8 @@ def test_doctor_says_which_source_the_service_would_record(desktop_pulse, tmp_pa
     report = json.loads(proc.stdout)
     audio = [c for c in report["checks"] if c["area"] == "audio"]
     assert any(c["status"] == "ok" and c["detail"].startswith(expected) for c in audio), audio
+    if source == "mic":  # which of the server's sources ALSA's `default` records
+        assert any(c["detail"].endswith(f"the sound server's default input, {MIC_SOURCE}") for c in audio)
 
 
 def test_doctor_fails_for_an_output_that_does_not_exist(desktop_pulse, tmp_path):  # noqa: F811

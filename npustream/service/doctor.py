@@ -111,9 +111,22 @@ def _audio(diag: Diagnosis, source: str) -> None:
         "audio",
         OK if usable else FAIL,
         f"{which} = [{device.index}] {device.name} ({device.hostapi}, {device.channels} ch, "
-        f"default {device.default_rate:g} Hz): {audio_devices.describe_rates(device)}",
+        f"default {device.default_rate:g} Hz): {audio_devices.describe_rates(device)}"
+        + _server_input(device.name),
         "" if usable else "this device accepts none of 16/44.1/48 kHz mono; pick another",
     )
+
+
+def _server_input(device_name: str) -> str:
+    """For PortAudio's devices that are the sound server (`default` routed to it, `pulse`): which
+    of the server's sources they record ("" when no server answers)."""
+    if device_name not in ("default", soundserver.SERVER_DEVICE):
+        return ""
+    try:
+        server = soundserver.server_info()
+    except NpustreamError:
+        return ""
+    return f"; the sound server's default input, {server.default_source}" if server.default_source else ""
 
 
 def _desktop_audio(diag: Diagnosis, source: str, sink: str | None) -> None:
