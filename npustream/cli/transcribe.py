@@ -49,8 +49,9 @@ def register(sub) -> None:
 def handle(args: argparse.Namespace) -> int:
     from npustream.asr.audio import stream_audio
     from npustream.asr.recognizer import Recognizer, RecognizerConfig
+    from npustream.errors import AudioError
     from npustream.progress import Progress
-    from npustream.transcribe.formats import render
+    from npustream.transcribe.formats import coverage_summary, render
     from npustream.transcribe.transcriber import transcribe_file
 
     stream_audio(args.file)  # fail on unusable audio before the model loads
@@ -80,4 +81,8 @@ def handle(args: argparse.Namespace) -> int:
     if progress:
         progress.close()
     sys.stdout.write(render(transcript, args.format))
+    sys.stdout.flush()
+    print(f"npustream: {coverage_summary(transcript)}", file=sys.stderr)
+    if transcript.error:
+        raise AudioError(transcript.error)
     return 0
