@@ -195,9 +195,13 @@ def test_cli_captions_a_truncated_flac_then_reports_the_error(audio_dir, transcr
     assert "Traceback" not in done.stderr
     document = json.loads(done.stdout)
     assert "lost sync" in document["error"] and "read up to 62.2 s of 127.8 s" in document["error"]
-    last_line = done.stderr.strip().splitlines()[-1]
-    assert last_line == f"npustream: error: {document['error']}"
     cov = document["coverage"]
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line == (
+        f"npustream: error: {document['error']}; {document['duration']:.1f} s of audio: "
+        f"{cov['decoded_seconds']:.1f} s decoded, {cov['skipped_non_speech_seconds']:.1f} s skipped as "
+        f"non-speech, {cov['untranscribed_seconds']:.1f} s could not be transcribed"
+    )
     assert cov["untranscribed_seconds"] == pytest.approx(127.785 - 62.2, abs=0.2)
     assert sum(cov.values()) == pytest.approx(document["duration"], abs=0.01)
     # Everything up to the cut, as far as the reference goes: "... the Gutenberg or 42 line Bible

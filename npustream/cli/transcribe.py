@@ -82,7 +82,7 @@ def handle(args: argparse.Namespace) -> int:
         progress.close()
     sys.stdout.write(render(transcript, args.format))
     sys.stdout.flush()
+    if transcript.error:  # one line: what broke, and where the seconds went up to there
+        raise AudioError(f"{transcript.error}; {coverage_summary(transcript)}")
     print(f"npustream: {coverage_summary(transcript)}", file=sys.stderr)
-    if transcript.error:
-        raise AudioError(transcript.error)
     return 0
