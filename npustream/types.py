@@ -25,13 +25,25 @@ class Segment:
     compression_ratio: float
     temperature: float
     words: tuple[Word, ...] | None = None
+    language: str | None = None  # the language it was decoded as
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Where every second of a file went; the three add up to its duration."""
+
+    decoded: float  # seconds the model turned into text (pauses inside those windows included)
+    skipped: float  # seconds skipped as non-speech (silero VAD heard none, or the model found none)
+    untranscribed: float  # seconds with speech the model gave no text for, or that could not be read
 
 
 @dataclass(frozen=True)
 class Transcript:
-    language: str
+    language: str  # the language of most of the text (each segment has its own)
     duration: float
     segments: tuple[Segment, ...] = field(default_factory=tuple)
+    coverage: Coverage | None = None
+    error: str | None = None  # the file could not be read to its end: the text stops where it broke
 
     @property
     def text(self) -> str:

@@ -9,13 +9,13 @@ import pytest
 from npustream.errors import ConfigError
 from npustream.subtitles import format_timestamp
 from npustream.transcribe.formats import FORMATS, render
-from npustream.types import Segment, Transcript, Word
+from npustream.types import Coverage, Segment, Transcript, Word
 
 
 def segment(start, end, text, words=None, no_speech_prob=0.01):
     return Segment(
         start=start, end=end, text=text, tokens=(1, 2), no_speech_prob=no_speech_prob,
-        avg_logprob=-0.2, compression_ratio=1.1, temperature=0.0, words=words,
+        avg_logprob=-0.2, compression_ratio=1.1, temperature=0.0, words=words, language="en",
     )  # fmt: skip
 
 
@@ -85,10 +85,12 @@ def test_json():
         "duration": 3725.5,
         "text": "And so, my fellow Americans,  Q&A: x --> y <b>",
         "segments": [
-            {"start": 0.0, "end": 2.5, "text": " And so, my fellow Americans,", "no_speech_prob": 0.01},
-            {"start": 2.5, "end": 4.0, "text": " ", "no_speech_prob": 0.9},
+            {"start": 0.0, "end": 2.5, "text": " And so, my fellow Americans,", "no_speech_prob": 0.01,
+             "language": "en"},
+            {"start": 2.5, "end": 4.0, "text": " ", "no_speech_prob": 0.9, "language": "en"},
             {
                 "start": 3723.0004, "end": 3725.4996, "text": " Q&A: x --> y <b>", "no_speech_prob": 0.01,
+                "language": "en",
                 "words": [
                     {"start": 3723.0004, "end": 3724.0, "word": " Q&A:", "probability": 0.75},
                     {"start": 3724.0, "end": 3725.4996, "word": " x", "probability": 0.5},
@@ -96,6 +98,19 @@ def test_json():
             },
         ],
     }  # fmt: skip
+
+
+def test_json_says_where_the_seconds_went_and_why_it_stopped():
+    cut = Transcript(
+        "en", 10.0, coverage=Coverage(decoded=4.0, skipped=1.5, untranscribed=4.5), error="lost sync"
+    )
+    document = json.loads(render(cut, "json"))
+    assert document["coverage"] == {
+        "decoded_seconds": 4.0,
+        "skipped_non_speech_seconds": 1.5,
+        "untranscribed_seconds": 4.5,
+    }
+    assert document["error"] == "lost sync"
 
 
 def test_json_refuses_nan():

@@ -101,7 +101,8 @@ def test_cli_json_output(audio_dir, transcripts):
     done = run_cli("transcribe", str(audio_dir / "libri_1.flac"), "--format", "json", "--word-timestamps")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert set(result) == {"language", "duration", "text", "segments"}
+    assert set(result) == {"language", "duration", "text", "segments", "coverage"}
+    assert {s["language"] for s in result["segments"]} == {"en"}
     assert result["language"] == "en"
     assert wer(transcripts["libri_1.flac"]["text"], result["text"]) <= 0.05
     words = [w for s in result["segments"] for w in s["words"]]

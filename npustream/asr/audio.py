@@ -129,6 +129,18 @@ def _read_mono(sound: soundfile.SoundFile, frames: int = -1) -> np.ndarray:
     return validate_pcm(data.mean(axis=1, dtype=np.float32), source=str(sound.name))
 
 
+def _read_intact(sound: soundfile.SoundFile, start: int, piece_frames: int) -> np.ndarray:
+    """Mono samples from frame `start` on, read in small pieces until the first unreadable one."""
+    pieces = []
+    try:
+        sound.seek(start)
+        while len(piece := _read_mono(sound, piece_frames)):
+            pieces.append(piece)
+    except (AudioError, soundfile.LibsndfileError, RuntimeError):
+        pass
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+
 def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Decode an audio file (wav, flac, ogg, mp3: whatever libsndfile reads) to mono float32 at sr."""
     with _open(path) as sound:
@@ -154,7 +166,18 @@ def stream_audio(
             resampler = StreamResampler(sound.samplerate, sr)
             block_frames = max(1, int(block_seconds * sound.samplerate))
             while True:
-                mono = _read_mono(sound, block_frames)
+                block_start = sound.tell()
+                try:
+                    mono = _read_mono(sound, block_frames)
+                except AudioError as error:
+                    # Corrupt or cut short inside this block: hand on what is intact before the
+                    # damage, then the error (which says how far the file could be read).
+                    intact = _read_intact(sound, block_start, max(1, sound.samplerate // 10))
+                    out = resampler.process(intact, last=True)
+                    if len(out):
+                        yield out
+                    seconds = (block_start + len(intact)) / sound.samplerate
+                    raise AudioError(f"{error} (read up to {seconds:.1f} s of {duration:.1f} s)") from error
                 last = len(mono) < block_frames
                 out = resampler.process(mono, last=last)
                 if len(out):

@@ -21,7 +21,8 @@ from npustream.types import Segment
 
 HOP_SECONDS = 0.01  # one mel frame
 MEL_FRAMES_PER_TIMESTAMP = 2
-MAX_PROMPT_TOKENS = 223  # OpenAI: n_text_ctx // 2 - 1
+N_TEXT_CTX = 448  # tokens the Whisper decoder attends to: prompt, start tokens and output together
+MAX_PROMPT_TOKENS = N_TEXT_CTX // 2 - 1  # OpenAI's cut: the older half is dropped
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,6 @@ class DecodeOptions:
     no_speech_threshold: float | None = 0.6
     word_timestamps: bool = False
     max_initial_timestamp: float = 1.0
-    max_new_tokens: int = 224
     # Terms to prefer (faster-whisper's `hotwords`): prompt text put before the previous text of
     # every window, so the decoder has seen their spelling. None: no terms.
     hotwords: str | None = None
@@ -54,9 +54,14 @@ class WindowDecode:
     temperature: float
     skipped_as_silence: bool
     seek_frames: int  # mel frames of this window the text accounts for (OpenAI's seek advance)
-    tokens: tuple[int, ...]  # all text tokens decoded (prompt material for the next window)
+    # The kept segments' tokens with their timestamps: what the next window is conditioned on,
+    # as OpenAI's transcribe does (a prompt without timestamps invites output without them).
+    tokens: tuple[int, ...]
     duration: float  # seconds of real audio in the window
     fell_short: bool = False  # even the last temperature tried missed the quality thresholds
+    hit_token_limit: bool = False  # the decode was cut at its token budget, not ended by the model
+    # It had a pair of consecutive timestamps; without one its text is a single segment over the window.
+    timestamped: bool = True
 
     @property
     def text(self) -> str:
@@ -67,6 +72,26 @@ class WindowDecode:
         """Text to decode again rather than trust: it missed the quality thresholds, or it says
         a phrase twice back to back."""
         return self.fell_short or repeats_a_phrase(self.text)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One generate() at one temperature, best candidate."""
+
+    tokens: list[int]
+    avg_logprob: float
+    no_speech_prob: float
+    temperature: float
+    compression_ratio: float
+    hit_token_limit: bool
+
+
+@dataclass(frozen=True)
+class Split:
+    segments: tuple[Segment, ...]
+    seek_frames: int
+    kept_tokens: tuple[int, ...]  # the segments' tokens, timestamps included
+    timestamped: bool  # the decode had a pair of consecutive timestamps
 
 
 def compression_ratio(text: str) -> float:
@@ -125,47 +150,46 @@ class WhisperDecoder:
             language, language_prob = self.detect_language(encoded)
         sot_sequence = self.tokenizer.sot_sequence(language)
         prompt = self.prompt(prompt_tokens, options.hotwords)
-        best = self._generate_with_fallback(encoded, prompt + sot_sequence, options)
-        tokens, avg_logprob, no_speech_prob, temperature, ratio = best
+        attempt = self._generate_with_fallback(encoded, prompt + sot_sequence, options)
         silent = (
             options.no_speech_threshold is not None
-            and no_speech_prob > options.no_speech_threshold
-            and (options.log_prob_threshold is None or avg_logprob < options.log_prob_threshold)
+            and attempt.no_speech_prob > options.no_speech_threshold
+            and (options.log_prob_threshold is None or attempt.avg_logprob < options.log_prob_threshold)
         )
         if silent:
             return WindowDecode(
                 language,
                 language_prob,
                 (),
-                no_speech_prob,
-                avg_logprob,
-                temperature,
+                attempt.no_speech_prob,
+                attempt.avg_logprob,
+                attempt.temperature,
                 True,
                 content_frames,
                 (),
                 content_frames * HOP_SECONDS,
             )
-        segments, seek_frames = self._segments(
-            tokens, content_frames, offset, no_speech_prob, avg_logprob, temperature, ratio
-        )
+        split = self._segments(attempt, content_frames, offset, language)
+        segments = split.segments
         if options.word_timestamps and segments:
             segments = align_words(
                 self.model, self.tokenizer, encoded, sot_sequence, segments, content_frames, offset, language
             )
             segments = tuple(s for s in segments if s.words)
-        text_tokens = tuple(t for t in tokens if t < self.tokenizer.eot)
         return WindowDecode(
             language,
             language_prob,
             segments,
-            no_speech_prob,
-            avg_logprob,
-            temperature,
+            attempt.no_speech_prob,
+            attempt.avg_logprob,
+            attempt.temperature,
             False,
-            seek_frames,
-            text_tokens,
+            split.seek_frames,
+            split.kept_tokens,
             content_frames * HOP_SECONDS,
-            falls_short(avg_logprob, no_speech_prob, ratio, options),
+            falls_short(attempt.avg_logprob, attempt.no_speech_prob, attempt.compression_ratio, options),
+            attempt.hit_token_limit,
+            split.timestamped,
         )
 
     def prompt(self, prompt_tokens: list[int] | None, hotwords: str | None) -> list[int]:
@@ -176,8 +200,12 @@ class WhisperDecoder:
         previous = list(prompt_tokens or [])[-room:] if room else []
         return [self.tokenizer.sot_prev, *hot, *previous] if hot or previous else []
 
-    def _generate_with_fallback(self, encoded, prompt: list[int], options: DecodeOptions):
+    def _generate_with_fallback(self, encoded, prompt: list[int], options: DecodeOptions) -> Attempt:
         max_initial = int(round(options.max_initial_timestamp / SECONDS_PER_TIMESTAMP))
+        # ctranslate2 counts the prompt in max_length and caps the new tokens at half of it:
+        # with N_TEXT_CTX the window gets OpenAI's 224 new tokens (fewer only past a 224-token prompt).
+        start_step = len(prompt) - 1
+        budget = min(N_TEXT_CTX // 2, N_TEXT_CTX - start_step)
         attempt = None
         for temperature in options.temperatures:
             if temperature > 0:
@@ -193,7 +221,7 @@ class WhisperDecoder:
                 encoded,
                 [prompt],
                 length_penalty=options.length_penalty,
-                max_length=options.max_new_tokens,
+                max_length=N_TEXT_CTX,
                 return_scores=True,
                 return_no_speech_prob=True,
                 max_initial_timestamp_index=max_initial,
@@ -210,23 +238,21 @@ class WhisperDecoder:
                 candidates.append((avg_logprob, list(tokens)))
             avg_logprob, tokens = max(candidates, key=lambda c: c[0])
             ratio = compression_ratio(self.tokenizer.decode(tokens))
-            attempt = (tokens, avg_logprob, float(result.no_speech_prob), temperature, ratio)
-            if not falls_short(avg_logprob, attempt[2], ratio, options):
+            # ctranslate2 returns no end token: a decode as long as its budget was cut, not ended.
+            attempt = Attempt(
+                tokens, avg_logprob, float(result.no_speech_prob), temperature, ratio, len(tokens) >= budget
+            )
+            if not falls_short(avg_logprob, attempt.no_speech_prob, ratio, options):
                 break
         return attempt
 
-    def _segments(
-        self,
-        tokens: list[int],
-        content_frames: int,
-        offset: float,
-        no_speech_prob: float,
-        avg_logprob: float,
-        temperature: float,
-        ratio: float,
-    ) -> tuple[tuple[Segment, ...], int]:
-        """Split tokens at pairs of consecutive timestamps, as OpenAI's transcribe does."""
-        tb = self.tokenizer.timestamp_begin
+    def _segments(self, attempt: Attempt, content_frames: int, offset: float, language: str) -> Split:
+        """Split tokens at pairs of consecutive timestamps and find the seek advance, as OpenAI's
+        transcribe does: a window ending on a single timestamp has no speech after it (the whole
+        window is consumed); otherwise the unfinished piece after the last pair is dropped and the
+        seek goes to that pair, so the next window decodes it again. A window with no pair at all
+        is one segment up to its last timestamp (or its end) and is consumed whole."""
+        tokens, tb = attempt.tokens, self.tokenizer.timestamp_begin
         window_end = offset + content_frames * HOP_SECONDS
         is_ts = [t >= tb for t in tokens]
         single_timestamp_ending = len(tokens) >= 2 and is_ts[-2:] == [False, True]
@@ -265,10 +291,12 @@ class WhisperDecoder:
                     end=round(end, 3),
                     text=text,
                     tokens=tuple(t for t in piece if t < self.tokenizer.eot),
-                    no_speech_prob=no_speech_prob,
-                    avg_logprob=avg_logprob,
-                    compression_ratio=ratio,
-                    temperature=temperature,
+                    no_speech_prob=attempt.no_speech_prob,
+                    avg_logprob=attempt.avg_logprob,
+                    compression_ratio=attempt.compression_ratio,
+                    temperature=attempt.temperature,
+                    language=language,
                 )
             )
-        return tuple(segments), max(1, min(seek_frames, content_frames))
+        kept = tuple(t for _, _, piece in pieces for t in piece)
+        return Split(tuple(segments), max(1, min(seek_frames, content_frames)), kept, bool(cuts))

@@ -20,7 +20,7 @@ HELP = {
     "hop": "seconds of audio between updates (default 1.0)",
     "endpoint_ms": "a pause this long (ms) ends an utterance and makes it final (default 500)",
     "max_window": "seconds of audio one decode sees at most (default 30)",
-    "trim_seconds": "trim the window at a final segment boundary past this many seconds (default 15)",
+    "trim_seconds": "past this many seconds, cut the window at a final segment end (default: max_window/2)",
     "vad_threshold": "silero VAD speech probability threshold (default 0.5)",
     "min_speech_ms": "less new speech than this: no engine work (default 250)",
     "speed": "file sources: feed N times faster than real time (default 1)",

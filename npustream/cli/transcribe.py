@@ -63,8 +63,9 @@ def register(sub) -> None:
 def handle(args: argparse.Namespace) -> int:
     from npustream.asr.audio import stream_audio
     from npustream.asr.recognizer import Recognizer, RecognizerConfig
+    from npustream.errors import AudioError
     from npustream.progress import Progress
-    from npustream.transcribe.formats import render
+    from npustream.transcribe.formats import coverage_summary, render
     from npustream.transcribe.transcriber import transcribe_file
 
     stream_audio(args.file)  # fail on unusable audio before the model loads
@@ -95,4 +96,8 @@ def handle(args: argparse.Namespace) -> int:
     if progress:
         progress.close()
     sys.stdout.write(render(transcript, args.format))
+    sys.stdout.flush()
+    if transcript.error:  # one line: what broke, and where the seconds went up to there
+        raise AudioError(f"{transcript.error}; {coverage_summary(transcript)}")
+    print(f"npustream: {coverage_summary(transcript)}", file=sys.stderr)
     return 0

@@ -38,7 +38,9 @@ class StreamConfig:
     hop: float = 1.0  # seconds of audio between updates
     endpoint_ms: int = 500  # a pause this long ends an utterance
     max_window: float = 30.0  # seconds of audio one decode sees at most
-    trim_seconds: float = 15.0  # past this, the window is trimmed at a final segment boundary
+    # Past this, the window is trimmed at a final segment boundary. When only max_window is set,
+    # this follows it (TRIM_SHARE of it), so a shorter window never conflicts with an unset trim.
+    trim_seconds: float = 15.0
     vad_threshold: float = 0.5
     min_speech_ms: int = 250  # less speech than this in the window: no engine work
     speed: float = 1.0  # file sources: how many times faster than real time
@@ -61,6 +63,9 @@ class StreamConfig:
     @property
     def ctl_endpoint(self) -> str:
         return self.ctl or default_ctl()
+
+
+TRIM_SHARE = 0.5  # trim_seconds' default as a share of max_window (15 s of 30 s)
 
 
 def _positive(v) -> bool:
@@ -156,12 +161,20 @@ def build(
 ) -> StreamConfig:
     """Defaults, then the file's values, then the flags that were given (None = not given)."""
     values = load_file(file_path) if file_path else {}
+    origin = dict.fromkeys(values, f"config {file_path}")  # where each value was set, for errors
     for name, value in (overrides or {}).items():
         if value is not None:
-            values[name] = _check(name, value, f"--{name.replace('_', '-')}")
+            origin[name] = f"--{name.replace('_', '-')}"
+            values[name] = _check(name, value, origin[name])
+    if "max_window" in values and "trim_seconds" not in values:
+        values["trim_seconds"] = values["max_window"] * TRIM_SHARE  # the default follows the window
     cfg = StreamConfig(**values)
     if cfg.trim_seconds > cfg.max_window:
-        raise ConfigError(f"trim_seconds ({cfg.trim_seconds}) must not exceed max_window ({cfg.max_window})")
+        window_origin = f"set by {origin['max_window']}" if "max_window" in origin else "the default"
+        raise ConfigError(
+            f"{origin['trim_seconds']}: trim_seconds ({cfg.trim_seconds:g}) must not exceed max_window "
+            f"({cfg.max_window:g}, {window_origin})"
+        )
     if cfg.speed != 1.0 and not (cfg.source == "sample" or cfg.source.startswith("file:")):
         raise ConfigError(f"speed applies to file:PATH and sample sources only, not {cfg.source!r}")
     if cfg.pub_endpoint == cfg.ctl_endpoint:

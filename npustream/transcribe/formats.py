@@ -37,6 +37,7 @@ def transcript_to_dict(transcript: Transcript) -> dict[str, Any]:
             "end": s.end,
             "text": s.text,
             "no_speech_prob": s.no_speech_prob,
+            "language": s.language,
         }
         if s.words is not None:
             entry["words"] = [
@@ -44,12 +45,32 @@ def transcript_to_dict(transcript: Transcript) -> dict[str, Any]:
                 for w in s.words
             ]
         segments.append(entry)
-    return {
+    document: dict[str, Any] = {
         "language": transcript.language,
         "duration": transcript.duration,
         "text": transcript.text,
         "segments": segments,
     }
+    if transcript.coverage is not None:
+        document["coverage"] = {
+            "decoded_seconds": transcript.coverage.decoded,
+            "skipped_non_speech_seconds": transcript.coverage.skipped,
+            "untranscribed_seconds": transcript.coverage.untranscribed,
+        }
+    if transcript.error is not None:
+        document["error"] = transcript.error
+    return document
+
+
+def coverage_summary(transcript: Transcript) -> str:
+    """One line saying where the file's seconds went (the CLI prints it on stderr)."""
+    c = transcript.coverage
+    if c is None:
+        return f"{transcript.duration:.1f} s of audio"
+    return (
+        f"{transcript.duration:.1f} s of audio: {c.decoded:.1f} s decoded, {c.skipped:.1f} s skipped as "
+        f"non-speech, {c.untranscribed:.1f} s could not be transcribed"
+    )
 
 
 def to_json(transcript: Transcript) -> str:
