@@ -13,14 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from doubles import pyxrt as base
 from npustream.bf16 import from_bf16_bits, to_bf16_bits
 from npustream.npu.iron.emulate import run_operator
 from npustream.npu.iron.graph import Operator, operand_shapes
-
-try:  # where the pyxrt double lives after the package layout change, or before it
-    from tests.doubles import pyxrt_double as base
-except ImportError:  # pragma: no cover
-    from npustream.npu import pyxrt_double as base
 
 FakeNpu = base.FakeNpu
 

@@ -160,8 +160,11 @@ def _gemm(
     c_col_maj: bool = False,
     prio_accuracy: bool = True,
 ) -> Operator:
-    tile_n = min(TILE, n // width)
-    if m % (4 * TILE) or k % TILE or n % (tile_n * width) or tile_n % 8:
+    # the widest tiles that divide: M over the 4 rows of cores, N over the columns (multiples of
+    # 2 x the bf16 mmul's r = t = 4)
+    tile_m = next((tm for tm in (TILE, 32, 16, 8) if m % (4 * tm) == 0), 0)
+    tile_n = next((tn for tn in (TILE, 32, 16, 8) if n % (tn * width) == 0), 0)
+    if k % TILE or not tile_m or not tile_n:
         raise ValueError(f"GEMM {m}x{k}x{n} does not tile on {width} columns")
     return _op(
         "GEMM",
@@ -169,7 +172,7 @@ def _gemm(
         K=k,
         N=n,
         num_aie_columns=width,
-        tile_m=TILE,
+        tile_m=tile_m,
         tile_k=TILE,
         tile_n=tile_n,
         b_col_maj=b_col_maj,

@@ -54,11 +54,30 @@ def default_root() -> Path:
     return base / IRON_COMMIT[:12]
 
 
-def find_python(which: Callable[[str], str | None] = shutil.which) -> str | None:
-    """An interpreter amd/IRON's wheels exist for, on PATH (3.12 first: the one its CI uses most)."""
+def python_version(path: str) -> tuple[int, int] | None:
+    """(major, minor) of a Python interpreter that runs and has venv, else None (a pyenv shim of
+    a version not selected exits non-zero)."""
+    try:
+        done = subprocess.run(
+            [path, "-c", "import sys, venv; print(*sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    parts = done.stdout.split()
+    return (int(parts[0]), int(parts[1])) if done.returncode == 0 and len(parts) == 2 else None
+
+
+def find_python(
+    which: Callable[[str], str | None] = shutil.which,
+    version_of: Callable[[str], tuple[int, int] | None] = python_version,
+) -> str | None:
+    """An interpreter amd/IRON's wheels exist for, on PATH and working (3.12 first)."""
     for major, minor in ((3, 12), (3, 13), (3, 10)):
         path = which(f"python{major}.{minor}")
-        if path:
+        if path and version_of(path) == (major, minor):
             return path
     return None
 
@@ -84,6 +103,7 @@ def readiness(
     run_findings: list[Finding] = (),
     *,
     which: Callable[[str], str | None] = shutil.which,
+    version_of: Callable[[str], tuple[int, int] | None] = python_version,
     reachable: Callable[[str], str | None] = _reachable,
     kernel_release: str | None = None,
     root: Path | None = None,
@@ -109,7 +129,7 @@ def readiness(
     findings.append(
         Finding("git", git is not None, git or "git not on PATH", "" if git else "sudo apt install git")
     )
-    python = find_python(which)
+    python = find_python(which, version_of)
     wanted = ", ".join(f"{a}.{b}" for a, b in SUPPORTED_PYTHONS)
     findings.append(
         Finding(
@@ -117,8 +137,9 @@ def readiness(
             python is not None,
             f"{python} for the toolchain venv"
             if python
-            else f"no python {wanted} on PATH (this is {sys.version_info.major}.{sys.version_info.minor}; "
-            "amd/IRON's mlir_aie and llvm-aie wheels exist for those versions only)",
+            else f"no working python {wanted} on PATH (this is "
+            f"{sys.version_info.major}.{sys.version_info.minor}; amd/IRON's mlir_aie and llvm-aie wheels "
+            "exist for those versions only)",
             "" if python else "sudo apt install python3.12 python3.12-venv (or python3.10 / 3.13)",
         )
     )
