@@ -157,15 +157,22 @@ def test_attention_scale_fold_is_exact_in_bf16():
     np.testing.assert_array_equal(bf16_round(w / np.float32(8)), w / np.float32(8))  # 64**-0.5 = 2**-3
 
 
-def test_plans_fit_phoenix_and_predict_with_a_given_step_model():
-    for p in plans.PLANS.values():
-        assert p.contexts <= plans.MAX_CONTEXTS
-    latency = plans.predict(BASE, plans.PLANS["latency"], lambda op: 3e-4)
-    throughput = plans.predict(BASE, plans.PLANS["throughput"], lambda op: 3e-4)
-    assert latency.steps == throughput.steps == 236
-    assert latency.window_s == pytest.approx(236 * 3e-4)
-    assert throughput.windows_per_s == pytest.approx(2 / (236 * 3e-4))
-    assert plans.choose([latency, throughput], "throughput") is throughput
+def test_plans_fit_phoenix_and_are_predicted_step_by_step_by_the_calibrated_model():
+    from npustream.npu.ops import params as npu_params
+    from npustream.npu.predict import stock
+
+    calibrated = npu_params.preset("phoenix", calibrated=True)
+    latency = plans.predict(BASE, plans.PLANS["latency"])
+    throughput = plans.predict(BASE, plans.PLANS["throughput"])
+    for pred in (latency, throughput):
+        assert pred.plan.contexts <= plans.MAX_CONTEXTS and pred.steps == 236 and pred.designs == 17
+        g = plans.graph_for(BASE, pred.plan)
+        steps = [stock.step_cost(plans.stock_op(s.name, s.op), calibrated).time_s for s in g.npu_steps]
+        assert pred.window_s == pytest.approx(sum(steps) + pred.switches * calibrated.design_switch_s)
+        assert pred.window_s > pred.steps * calibrated.dispatch_s  # every step pays the calibrated floor
+    assert throughput.windows_per_s == pytest.approx(2 / throughput.window_s)
+    assert latency.window_s < throughput.window_s  # 4 columns per window beat 2
+    assert plans.choose([latency, throughput], "latency") is latency
 
 
 def test_every_design_is_accepted_by_the_pinned_operator_signatures(repo_root, monkeypatch):

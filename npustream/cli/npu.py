@@ -119,42 +119,42 @@ def plan(args: argparse.Namespace) -> int:
     from npustream.npu.iron import plans
 
     dims = ct2_reader.whisper_dims(ct2_reader.load(store.resolve_model_dir(args.model)))
-    predictor = plans.calibrated_predictor()
     rows = []
     for p in plans.PLANS.values():
-        graph = plans.graph_for(dims, p)
-        row = {
-            "plan": p.kind,
-            "width": p.width,
-            "streams": p.streams,
-            "hardware_contexts": p.contexts,
-            "npu_steps_per_window": len(graph.npu_steps),
-            "designs": len(graph.operators),
-            "predicted": None,
-        }
-        if predictor is not None:
-            pred = plans.predict(dims, p, predictor)
-            row["predicted"] = {
-                "window_ms": round(pred.window_s * 1e3, 2),
-                "windows_per_s": round(pred.windows_per_s, 3),
-                "by_operator_ms": {k: round(v * 1e3, 2) for k, v in pred.by_class.items()},
-                "label": "predicted by the calibrated timing model, not measured",
+        pred = plans.predict(dims, p)
+        rows.append(
+            {
+                "plan": p.kind,
+                "width": p.width,
+                "streams": p.streams,
+                "hardware_contexts": p.contexts,
+                "npu_steps_per_window": pred.steps,
+                "designs": pred.designs,
+                "design_switches": pred.switches,
+                "predicted": {
+                    "window_ms": round(pred.window_s * 1e3, 1),
+                    "windows_per_s": round(pred.windows_per_s, 2),
+                    "fixed_ms": round(pred.fixed_s * 1e3, 1),
+                    "by_operator_ms": {k: round(v * 1e3, 1) for k, v in pred.by_class.items()},
+                    "label": "PREDICTED by the calibrated timing model, not measured",
+                },
             }
-        rows.append(row)
+        )
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
     for row in rows:
+        pr = row["predicted"]
         print(
-            f"{row['plan']:10s} {row['width']}-column designs x {row['streams']} stream(s): "
-            f"{row['hardware_contexts']} hardware context(s), {row['npu_steps_per_window']} steps per window "
-            f"over {row['designs']} designs"
+            f"{row['plan']:10s} {row['width']}-column designs x {row['streams']} stream(s), "
+            f"{row['hardware_contexts']} hardware context(s): {row['npu_steps_per_window']} steps per window "
+            f"over {row['designs']} designs, {row['design_switches']} design switches"
         )
-        if row["predicted"]:
-            pr = row["predicted"]
-            print(f"           PREDICTED {pr['window_ms']} ms per window, {pr['windows_per_s']} windows/s")
-        else:
-            print("           no calibrated prediction: the calibrated timing model is not in this checkout")
+        print(
+            f"           PREDICTED (calibrated model, not measured): {pr['window_ms']} ms per window "
+            f"({pr['fixed_ms']} ms of it step and switch costs), {pr['windows_per_s']} windows/s"
+        )
+        print("           " + ", ".join(f"{k} {v} ms" for k, v in pr["by_operator_ms"].items()))
     return 0
 
 

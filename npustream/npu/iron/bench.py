@@ -58,26 +58,19 @@ def _time(fn, repeats: int) -> dict:
     }
 
 
-def measure(
-    stream: runtime.Stream,
-    mel: np.ndarray,
-    *,
-    repeats: int,
-    windows: int,
-    predictor: plans.StepPredictor | None,
-) -> dict:
-    """Time each design once per repeat and whole windows on an open stream."""
+def measure(stream: runtime.Stream, mel: np.ndarray, plan: plans.Plan, *, repeats: int, windows: int) -> dict:
+    """Time each design (its first step, alone) and whole windows on an open stream, next to the
+    calibrated model's prediction for the same design and window."""
     pyxrt = stream.pyxrt
-    designs = []
     first_run: dict[str, tuple] = {}
+    counts: dict[str, int] = {}
     for pairs, _ in stream.segments:
         for step, run in pairs:
             first_run.setdefault(step.op.key, (step, run))
-    counts: dict[str, int] = {}
-    for step in stream.graph.npu_steps:
-        counts[step.op.key] = counts.get(step.op.key, 0) + 1
+            counts[step.op.key] = counts.get(step.op.key, 0) + 1
+    designs = []
     for op in stream.graph.operators:
-        step, run = first_run[op.key]
+        _, run = first_run[op.key]
 
         def once(run=run, key=op.key) -> None:
             run.start()
@@ -85,25 +78,24 @@ def measure(
             if state != pyxrt.ert_cmd_state.ERT_CMD_STATE_COMPLETED:
                 raise EngineError(f"{key}: run ended {state}")
 
-        measured = _time(once, repeats)
         designs.append(
             {
                 "design": op.key,
                 "class": op.cls,
                 "params": op.kwargs,
                 "steps_per_window": counts[op.key],
-                "measured": measured,
-                "predicted_ms": round(predictor(op) * 1e3, 3) if predictor else None,
+                "measured": _time(once, repeats),
+                "predicted_ms": round(plans.step_prediction_s(op) * 1e3, 3),
             }
         )
-    window = _time(lambda: stream.encode(mel), windows)
-    predicted_window = sum(predictor(s.op) for s in stream.graph.npu_steps) if predictor else None
+    predicted = plans.predict(stream.graph.dims, plan)
     return {
         "designs": designs,
         "window": {
-            "measured": window,
-            "npu_steps": len(stream.graph.npu_steps),
-            "predicted_ms": round(predicted_window * 1e3, 3) if predicted_window is not None else None,
+            "measured": _time(lambda: stream.encode(mel), windows),
+            "npu_steps": predicted.steps,
+            "predicted_ms": round(predicted.window_s * 1e3, 3),
+            "predicted_design_switches": predicted.switches,
         },
     }
 
@@ -125,13 +117,12 @@ def run(
     manifest = runtime.load_manifest(build_dir or toolchain.default_root() / f"w{plan.width}", graph)
     pyxrt = pyxrt or runtime.import_pyxrt()
     (stream,) = runtime.open_streams(pyxrt, graph, manifest, constants, 1)
-    predictor = plans.calibrated_predictor()
     return {
         **_header(),
         "ran": True,
         "plan": plan_kind,
         "width": plan.width,
         "toolchain": manifest.toolchain,
-        "prediction_model": "calibrated" if predictor else None,
-        **measure(stream, mel, repeats=repeats, windows=windows, predictor=predictor),
+        "prediction_model": "calibrated (npu/predict/stock.py, docs/npu-calibration.md)",
+        **measure(stream, mel, plan, repeats=repeats, windows=windows),
     }

@@ -11,21 +11,32 @@ streams, each stream one hardware context on the chained xclbin running whole wi
 Both fit Phoenix's 6 hardware contexts (1 and 2). Without a chained xclbin every design needs
 its own context (17 per stream for Whisper base): more than 6, so the build must chain.
 
-Predictions come from the calibrated timing model's per-step function (`StepPredictor`: seconds
-one dispatched step of a design takes in a stream); this module only adds the steps up. When no
-calibrated model is available the plan says so instead of printing a number.
+Predictions come from the calibrated timing model (npu/predict/stock.py: the step, design
+switch, DDR rate and MAC efficiency fitted to AMD's published Phoenix measurements; docs/
+npu-calibration.md): this module hands it the graph's steps in order, as `StockOp`s, so the
+prediction costs exactly the designs the build compiles (tiles, widths, padding included).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from npustream.model.dims import WhisperDims
 from npustream.npu.iron.graph import Graph, Operator, encoder_graph
+from npustream.npu.ops import params as npu_params
+from npustream.npu.ops.params import NpuParams
+from npustream.npu.predict import stock
+from npustream.npu.predict.stock import StockOp
 
 MAX_CONTEXTS = 6  # Phoenix (mlir-aie hostruntime; shared/phoenix.md)
-StepPredictor = Callable[[Operator], float]
+STOCK_NAMES = {
+    "GEMM": "gemm",
+    "ElementwiseAdd": "add",
+    "GELU": "gelu",
+    "LayerNorm": "layer_norm",
+    "Softmax": "softmax",
+    "Transpose": "transpose",
+}
 
 
 @dataclass(frozen=True)
@@ -44,53 +55,78 @@ PLANS = {"latency": Plan("latency", 4, 1), "throughput": Plan("throughput", 2, 2
 
 @dataclass(frozen=True)
 class Prediction:
+    """PREDICTED by the calibrated timing model, not measured."""
+
     plan: Plan
-    steps: int
-    designs: int
-    window_s: float  # one window, dispatch to result, alone on its stream
-    windows_per_s: float  # a continuous stream of windows over all streams
-    by_class: dict[str, float]  # seconds per window per operator class
+    steps: int  # NPU steps per window
+    designs: int  # distinct operator designs (compiled once, chained into one xclbin)
+    switches: int  # consecutive steps with different designs, per window
+    window_s: float  # one window through one stream, steps back to back
+    windows_per_s: float  # all streams busy with consecutive windows
+    fixed_s: float  # of window_s: step costs and design switches
+    by_class: dict[str, float]  # of window_s: seconds per operator class (switches not included)
 
 
 def graph_for(dims: WhisperDims, plan: Plan) -> Graph:
     return encoder_graph(dims, plan.width)
 
 
-def predict(dims: WhisperDims, plan: Plan, step_s: StepPredictor) -> Prediction:
-    """Sum the predicted steps of one window; streams overlap whole windows (an assumption the
-    published IRON data cannot confirm: IRON never runs two contexts at once)."""
+def stock_op(step_name: str, op: Operator) -> StockOp:
+    """The calibrated model's description of one step of an operator design."""
+    kw = op.kwargs
+    kind = STOCK_NAMES[op.cls]
+    if kind == "gemm":
+        return StockOp(
+            step_name,
+            kind,
+            (kw["M"], kw["K"], kw["N"]),
+            op.columns,
+            (kw["tile_m"], kw["tile_k"], kw["tile_n"]),
+        )
+    if kind == "softmax":
+        return StockOp(
+            step_name, kind, (kw["rows"] * kw["cols"],), op.columns, (kw["cols"],), kw["num_channels"]
+        )
+    if kind == "transpose":
+        return StockOp(
+            step_name, kind, (kw["M"] * kw["N"],), op.columns, (kw["m"] * kw["n"],), kw["num_channels"]
+        )
+    return StockOp(step_name, kind, (kw["size"],), op.columns, (kw["tile_size"],), kw.get("num_channels", 1))
+
+
+def predict(dims: WhisperDims, plan: Plan, params: NpuParams | None = None) -> Prediction:
+    """The plan's window through the calibrated model. Streams are assumed to overlap whole
+    windows on disjoint columns: IRON never runs two contexts at once, so `npu bench` must say."""
     if plan.contexts > MAX_CONTEXTS:
         raise ValueError(
             f"plan {plan.kind} needs {plan.contexts} hardware contexts; Phoenix has {MAX_CONTEXTS}"
         )
+    params = params or npu_params.preset("phoenix", calibrated=True)
     graph = graph_for(dims, plan)
+    ops = [stock_op(step.name, step.op) for step in graph.npu_steps]
+    run = stock.run_cost(ops, params)
     by_class: dict[str, float] = {}
-    for step in graph.npu_steps:
-        by_class[step.op.cls] = by_class.get(step.op.cls, 0.0) + step_s(step.op)
-    window = sum(by_class.values())
+    for step, cost in zip(graph.npu_steps, run.steps, strict=True):
+        by_class[step.op.cls] = by_class.get(step.op.cls, 0.0) + cost.time_s
     return Prediction(
         plan,
-        len(graph.npu_steps),
+        run.dispatches,
         len(graph.operators),
-        window,
-        plan.streams / window if window > 0 else 0.0,
+        run.switches,
+        run.time_s,
+        plan.streams / run.time_s,
+        run.fixed_s,
         by_class,
     )
+
+
+def step_prediction_s(op: Operator, params: NpuParams | None = None) -> float:
+    """One step of a design alone (no design switch): what `npu bench` measures per design."""
+    params = params or npu_params.preset("phoenix", calibrated=True)
+    return stock.step_cost(stock_op(op.key, op), params).time_s
 
 
 def choose(predictions: list[Prediction], objective: str) -> Prediction:
     if objective == "latency":
         return min(predictions, key=lambda p: p.window_s)
     return max(predictions, key=lambda p: p.windows_per_s)
-
-
-def calibrated_predictor() -> StepPredictor | None:
-    """The calibrated timing model's per-step function, when this checkout has one.
-
-    Looked up by name so this module does not depend on whether the calibration has been merged:
-    npustream.npu.predict.iron_steps.predict_step(cls, params) -> seconds."""
-    try:
-        from npustream.npu.predict import iron_steps  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return lambda op: float(iron_steps.predict_step(op.cls, op.kwargs))
