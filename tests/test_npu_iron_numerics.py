@@ -129,3 +129,13 @@ def test_add_is_one_rounding(mode):
     a = bf16_round(np.float32([1.0, -1.0, 300.0]))
     b = bf16_round(np.float32([2**-9, -(2**-9), 0.7]))
     np.testing.assert_array_equal(n.add(a, b, n.IronNumerics(add_rounding=mode)), n.to_bf16(a + b, mode))
+
+
+def test_layernorm_f32_entry_fixes_the_offset_case():
+    """layer_norm.cc's other entry (f32 sums, f32 statistics): what IronNumerics.layernorm_f32 selects."""
+    rng = np.random.default_rng(1)
+    off = bf16_round(rng.normal(300.5, 2.0, (32, 512)).astype(np.float32))
+    exact = ExactOps.layernorm(off)
+    stock = np.abs(n.layernorm(off) - exact).max()
+    f32 = np.abs(n.layernorm(off, n.IronNumerics(layernorm_f32=True)) - exact).max()
+    assert f32 < 0.05 < stock

@@ -60,6 +60,7 @@ class IronNumerics:
     gelu_rounding: Rounding = Rounding.FLOOR
     softmax_rounding: Rounding = Rounding.FLOOR
     prio_accuracy: bool = True  # f32 C across K steps (IRON's whisper_small app sets it)
+    layernorm_f32: bool = False  # layer_norm.cc's `layer_norm_f32` entry instead of `layer_norm`
     tile_k: int = 64
 
 
@@ -226,9 +227,22 @@ def _bf16_tree_sum(lanes: np.ndarray, mode: Rounding) -> np.ndarray:
     return lanes[..., 0]
 
 
+def layernorm_f32(x: np.ndarray, mode: Rounding) -> np.ndarray:
+    """layer_norm.cc's `layer_norm_f32` entry: f32 sums, f32 mean and 1/std (Quake invsqrt, one
+    Newton step), (x - mean) * inv_std in f32, one rounding to bf16."""
+    x = np.asarray(x, np.float32)
+    cols = np.float32(x.shape[-1])
+    mean = x.sum(axis=-1, dtype=np.float32, keepdims=True) / cols
+    variance = (x * x).sum(axis=-1, dtype=np.float32, keepdims=True) / cols - mean * mean
+    return to_bf16((x - mean) * invsqrt(variance + LN_EPS), mode)
+
+
 def layernorm(x: np.ndarray, num: IronNumerics = STOCK) -> np.ndarray:
-    """layer_norm.cc (entry `layer_norm`) over the last axis of bf16 x[..., cols]; no affine."""
+    """layer_norm.cc (entry `layer_norm`, or `layer_norm_f32` when num.layernorm_f32) over the last
+    axis of bf16 x[..., cols]; no affine."""
     mode = num.layernorm_rounding
+    if num.layernorm_f32:
+        return layernorm_f32(x, mode)
     x = np.asarray(x, np.float32)
     cols = x.shape[-1]
     chunks = x.reshape(*x.shape[:-1], cols // LN_LANES, LN_LANES)
