@@ -208,7 +208,9 @@ def test_base_on_shared_audio_matches_ctranslate2(base_model_dir, audio_dir):
 
     cpu = Recognizer(RecognizerConfig(model_dir=base_model_dir, engine="cpu", compute_type="float32"))
     npu = Recognizer(
-        RecognizerConfig(model_dir=base_model_dir, engine="npu-emu", npu_design="custom", compute_type="float32")
+        RecognizerConfig(
+            model_dir=base_model_dir, engine="npu-emu", npu_design="custom", compute_type="float32"
+        )
     )
     assert npu.engine_name == "npu-emu", npu.fallback_reason
     for name in names:

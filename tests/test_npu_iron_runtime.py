@@ -220,3 +220,24 @@ def test_cli_build_check_and_bench_report_this_machine(repo_root, tmp_path):
     report = json.loads(report_path.read_text())
     assert report["ran"] is False and report["iron_commit"] == toolchain.IRON_COMMIT
     assert any(m["name"] == "device" for m in report["missing"])
+
+
+def test_bench_report_on_the_pyxrt_double(built):
+    """The report's structure and bookkeeping (the double's times mean nothing): every design once,
+    its step count per window, the calibrated prediction beside each measurement."""
+    from npustream.npu.iron import bench, plans
+
+    dims, g, out, w, constants = built
+    npu, pyxrt, manifest = make_device(g, out)
+    report = bench.run(
+        dims, constants, "latency", random_mel(dims), repeats=2, windows=1, pyxrt=pyxrt, build_dir=out
+    )
+    assert report["ran"] and report["iron_commit"] == toolchain.IRON_COMMIT
+    assert [d["design"] for d in report["designs"]] == [op.key for op in g.operators]
+    assert sum(d["steps_per_window"] for d in report["designs"]) == len(g.npu_steps)
+    for d in report["designs"]:
+        assert d["measured"]["runs"] == 2 and d["predicted_ms"] > 0
+    predicted = plans.predict(dims, plans.PLANS["latency"])
+    assert report["window"]["predicted_ms"] == round(predicted.window_s * 1e3, 3)
+    assert report["window"]["measured"]["runs"] == 1
+    json.dumps(report)  # attachable as it is
