@@ -179,6 +179,8 @@ def prepare(
     checkout = root / "iron"
     if not (checkout / ".git").exists():
         _run(["git", "clone", "--no-checkout", source, str(checkout)], log)
+    # the pin may sit off the default branch's history: fetch it by name (GitHub serves any commit)
+    _run(["git", "-C", str(checkout), "fetch", "origin", commit], log)
     _run(["git", "-C", str(checkout), "checkout", "--detach", commit], log)
     venv = root / "venv"
     vpython = venv / "bin" / "python"
