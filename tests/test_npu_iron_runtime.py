@@ -133,7 +133,7 @@ def test_a_failing_step_raises_engine_error(built):
         stream.encode(random_mel(dims))
 
 
-def test_throughput_plan_runs_two_streams_at_once(tmp_path, double_env, base_model_dir):
+def test_throughput_plan_runs_two_streams_at_once(tmp_path, double_env):
     dims = small_dims()
     g = graph.encoder_graph(dims, 2)
     out, _ = build_with_doubles(tmp_path, g, double_env[0])
