@@ -113,7 +113,11 @@ def main() -> int:
         from npustream.transcribe.transcriber import transcribe_file
 
         cpu = Recognizer(RecognizerConfig(model_dir=model_dir, engine="cpu", compute_type="float32"))
-        npu = Recognizer(RecognizerConfig(model_dir=model_dir, engine="npu-emu", compute_type="float32"))
+        npu = Recognizer(
+            RecognizerConfig(
+                model_dir=model_dir, engine="npu-emu", npu_design="custom", compute_type="float32"
+            )
+        )
         if npu.engine_name != "npu-emu":
             print(f"npu-emu engine not used: {npu.fallback_reason}", file=sys.stderr)
             return 1

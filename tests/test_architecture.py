@@ -29,6 +29,7 @@ LAYERS = [
     ("npustream.npu.program",),
     ("npustream.npu.predict",),
     ("npustream.npu.run", "npustream.npu"),
+    ("npustream.npu.iron",),  # the encoder from amd/IRON operators: above predict (its timing model)
     ("npustream.engines",),
     ("npustream.protocol",),
     ("npustream.asr",),

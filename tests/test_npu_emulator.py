@@ -207,7 +207,11 @@ def test_base_on_shared_audio_matches_ctranslate2(base_model_dir, audio_dir):
     assert dist["frames"] > 1500 and dist["min"] >= 0.999 and dist["median"] >= 0.9999, dist
 
     cpu = Recognizer(RecognizerConfig(model_dir=base_model_dir, engine="cpu", compute_type="float32"))
-    npu = Recognizer(RecognizerConfig(model_dir=base_model_dir, engine="npu-emu", compute_type="float32"))
+    npu = Recognizer(
+        RecognizerConfig(
+            model_dir=base_model_dir, engine="npu-emu", npu_design="custom", compute_type="float32"
+        )
+    )
     assert npu.engine_name == "npu-emu", npu.fallback_reason
     for name in names:
         want = transcribe_file(cpu, audio_dir / name).text

@@ -48,6 +48,7 @@ def fitted_frames(content_frames: int) -> int:
 class RecognizerConfig:
     model_dir: Path | str | None = None  # None: the packaged Whisper base
     engine: str = "cpu"  # cpu | npu-emu | npu
+    npu_design: str = "iron"  # the NPU engines' design: iron (amd/IRON operators) | custom
     compute_type: str = "int8"  # ctranslate2 compute type for the decoder (and the cpu encoder)
     threads: int = 0  # 0: ctranslate2's default (all cores)
     language: str | None = None  # None: detect
@@ -78,7 +79,7 @@ class Recognizer:
         )
         self.decoder = WhisperDecoder(self.ct2, self.tokenizer)
         self.engine, self.fallback_reason = create_engine(
-            config.engine, ct2_model=self.ct2, model_dir=self.model_dir
+            config.engine, ct2_model=self.ct2, model_dir=self.model_dir, design=config.npu_design
         )
         if config.context not in CONTEXTS:
             raise ValueError(f"encoder context must be one of {', '.join(CONTEXTS)}, not {config.context!r}")

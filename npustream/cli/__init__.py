@@ -19,6 +19,7 @@ COMMANDS = (
     "subscribe",  # live captions in a terminal
     "status",  # query a running daemon's control socket
     "plan",  # NPU plan, resource check, predicted timing
+    "npu",  # build, benchmark and plan the NPU encoder from amd/IRON operators
     "service",  # systemd unit install/uninstall
     "doctor",  # what will run and why
     "devices",  # audio input devices

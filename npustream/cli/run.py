@@ -9,6 +9,8 @@ HELP = {
     "source": "mic, mic:DEVICE (name or index), system (what the default output plays), system:SINK, "
     "mic+system (both, mixed), file:PATH, stdin (raw s16le mono) or sample (default mic)",
     "engine": "encoder engine: cpu, npu or npu-emu (default cpu)",
+    "npu_design": "npu/npu-emu design: iron (amd/IRON operators; `npustream npu build`) or custom "
+    "(default iron)",
     "model_dir": "CTranslate2 Whisper model directory (default: the packaged base model)",
     "language": "language code, e.g. en (default: detect)",
     "task": "transcribe or translate",

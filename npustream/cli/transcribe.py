@@ -10,9 +10,15 @@ FORMATS = ("txt", "srt", "vtt", "json")
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Options every command that runs the model shares (transcribe, run)."""
-    from npustream.engines import ENGINE_NAMES
+    from npustream.engines import ENGINE_NAMES, NPU_DESIGNS
 
     parser.add_argument("--engine", choices=ENGINE_NAMES, default="cpu", help="encoder engine (default: cpu)")
+    parser.add_argument(
+        "--npu-design",
+        choices=NPU_DESIGNS,
+        default="iron",
+        help="design of the npu/npu-emu engines: iron (amd/IRON operators) or custom (default: iron)",
+    )
     parser.add_argument(
         "--model-dir",
         default=None,
@@ -73,6 +79,7 @@ def handle(args: argparse.Namespace) -> int:
         RecognizerConfig(
             model_dir=args.model_dir,
             engine=args.engine,
+            npu_design=args.npu_design,
             compute_type=args.compute_type,
             threads=args.threads,
             language=args.language,

@@ -5,8 +5,10 @@
 An engine with `any_length` also takes shorter windows (mel frames even, <= 3000) and returns
 half as many positions; the NPU engines are built for Whisper's 3000 frames only.
 
-`cpu` runs the encoder in ctranslate2; `npu-emu` runs the NPU plan's operations with the
-kernels' numerics on the CPU; `npu` drives Ryzen AI hardware through pyxrt.
+`cpu` runs the encoder in ctranslate2; `npu-emu` runs the NPU's operations with the kernels'
+numerics on the CPU; `npu` drives Ryzen AI hardware through pyxrt. The two NPU engines come in
+two designs: "iron" (default), the encoder composed from amd/IRON's hardware-tested operators
+(npu/iron/, docs/npu-iron.md), and "custom", the project's own column design (npu/ops..run).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 ENGINE_NAMES = ("cpu", "npu-emu", "npu")
+NPU_DESIGNS = ("iron", "custom")
 
 
 @runtime_checkable
@@ -28,17 +31,26 @@ class EncoderEngine(Protocol):
         ...
 
 
-def create_engine(name: str, *, ct2_model, model_dir) -> tuple[EncoderEngine, str | None]:
-    """The engine asked for, or the `cpu` engine and the reason when it cannot run here."""
+def create_engine(
+    name: str, *, ct2_model, model_dir, design: str = "iron"
+) -> tuple[EncoderEngine, str | None]:
+    """The engine asked for (NPU engines: of `design`), or the `cpu` engine and the reason when it
+    cannot run here."""
     from npustream import log
     from npustream.engines.cpu import CpuEngine
     from npustream.errors import EngineError
 
     if name not in ENGINE_NAMES:
         raise EngineError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")
+    if design not in NPU_DESIGNS:
+        raise EngineError(f"unknown NPU design {design!r}; choose one of {', '.join(NPU_DESIGNS)}")
     if name == "cpu":
         return CpuEngine(ct2_model), None
     try:
+        if design == "iron":
+            from npustream.engines.npu_iron import IronEmuEngine, IronNpuEngine
+
+            return (IronEmuEngine if name == "npu-emu" else IronNpuEngine)(model_dir), None
         if name == "npu-emu":
             from npustream.engines.npu_emu import NpuEmuEngine
 

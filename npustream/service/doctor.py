@@ -170,9 +170,9 @@ def _desktop_audio(diag: Diagnosis, source: str, sink: str | None) -> None:
     )
 
 
-def _npu(diag: Diagnosis, engine: str) -> npu_probe.Finding | None:
+def _npu(diag: Diagnosis, engine: str, design: str = "iron") -> npu_probe.Finding | None:
     """The NPU prerequisites; returns the first one missing (None: all present)."""
-    report = npu_probe.probe()
+    report = npu_probe.probe(design)
     for finding in report.findings:
         # Unmet NPU prerequisites only warn when the NPU was asked for; the CPU runs regardless.
         status = OK if finding.ok else (WARN if finding.required and engine == "npu" else INFO)
@@ -180,21 +180,19 @@ def _npu(diag: Diagnosis, engine: str) -> npu_probe.Finding | None:
     return report.blocker
 
 
-def _load_npu_engine(model_dir: Path) -> str | None:
+def _load_npu_engine(model_dir: Path, design: str) -> str | None:
     """Construct the npu engine as `run` would (device, xclbin, hardware contexts); None when it
     loads, else its reason. Only tried when every cheap prerequisite is present."""
-    from npustream.engines.npu import NpuEngine
-    from npustream.errors import EngineError
+    from npustream.engines import create_engine
 
-    try:
-        engine = NpuEngine(model_dir)
-    except EngineError as exc:
-        return str(exc)
-    engine.close()
-    return None
+    engine, reason = create_engine("npu", ct2_model=None, model_dir=model_dir, design=design)
+    close = getattr(engine, "close", None)
+    if reason is None and close:
+        close()
+    return reason
 
 
-def _engine(diag: Diagnosis, engine: str, blocker, model_dir: Path | None) -> None:
+def _engine(diag: Diagnosis, engine: str, blocker, model_dir: Path | None, design: str = "iron") -> None:
     if importlib.util.find_spec("ctranslate2") is None:
         diag.add(
             "engine",
@@ -223,7 +221,7 @@ def _engine(diag: Diagnosis, engine: str, blocker, model_dir: Path | None) -> No
             "engine = npu and its prerequisites are present (not loaded: the model is not assembled yet)"
         )
         return
-    failure = _load_npu_engine(model_dir)
+    failure = _load_npu_engine(model_dir, design)
     if failure is None:
         diag.engine, diag.engine_reason = "npu", "engine = npu, and the NPU engine loads"
     else:
@@ -321,9 +319,9 @@ def diagnose(config_path: str | Path | None = None) -> Diagnosis:
     else:
         diag.add("config", OK, f"{path or 'built-in defaults'}: source {cfg.source}, engine {cfg.engine}")
     _audio(diag, cfg.source)
-    blocker = _npu(diag, cfg.engine)
+    blocker = _npu(diag, cfg.engine, cfg.npu_design)
     model_dir = _model(diag, cfg.model_dir)
-    _engine(diag, cfg.engine, blocker, model_dir)
+    _engine(diag, cfg.engine, blocker, model_dir, cfg.npu_design)
     _daemon(diag, cfg.pub_endpoint, cfg.ctl_endpoint)
     _service(diag)
     return diag

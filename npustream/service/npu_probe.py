@@ -136,7 +136,7 @@ def _xrt_findings(report: NpuReport) -> None:
     report.findings.append(Finding("pyxrt", False, "pyxrt not importable", fix))
 
 
-def _build_findings(report: NpuReport) -> None:
+def _build_findings(report: NpuReport, required: bool = True) -> None:
     """Built NPU designs where the npu engine looks for them (npustream.npu.run.manifest): each is a
     directory with manifest.json, the xclbin and the instruction streams."""
     from npustream.errors import EngineError
@@ -152,7 +152,9 @@ def _build_findings(report: NpuReport) -> None:
         else:
             builds.append(build.name)
     if builds:
-        report.findings.append(Finding("NPU builds", True, f"{', '.join(builds)} in {pattern.parent}"))
+        report.findings.append(
+            Finding("NPU builds", True, f"{', '.join(builds)} in {pattern.parent}", required=required)
+        )
     else:
         detail = broken[0] if broken else f"no built NPU design in {pattern}"
         report.findings.append(
@@ -161,6 +163,7 @@ def _build_findings(report: NpuReport) -> None:
                 False,
                 detail,
                 manifest.BUILD_HINT + "; or set NPUSTREAM_NPU_BUILD to a build directory",
+                required=required,
             )
         )
 
@@ -179,11 +182,34 @@ def _memlock_finding(report: NpuReport) -> None:
     )
 
 
-def probe() -> NpuReport:
+def _iron_build_findings(report: NpuReport, required: bool) -> None:
+    """The amd/IRON operator build `npustream npu build` makes (npustream.npu.iron), per plan."""
+    from npustream.npu.iron import runtime, toolchain
+
+    root = toolchain.default_root()
+    built = [d.name for d in (root / "w4", root / "w2") if (d / runtime.MANIFEST).exists()]
+    fix = (
+        "`npustream npu build` (it checks this machine first and lists what is missing); "
+        "then `npustream npu bench` measures the build against the timing model"
+    )
+    report.findings.append(
+        Finding(
+            "IRON NPU build",
+            bool(built),
+            f"{', '.join(built)} in {root}" if built else f"no amd/IRON operator build in {root}",
+            "" if built else fix,
+            required=required,
+        )
+    )
+
+
+def probe(design: str = "iron") -> NpuReport:
+    """design: the NPU engines' design the build finding is required for (iron or custom)."""
     report = NpuReport()
     _device_findings(report)
     _driver_findings(report)
     _xrt_findings(report)
-    _build_findings(report)
+    _iron_build_findings(report, required=design == "iron")
+    _build_findings(report, required=design == "custom")
     _memlock_finding(report)
     return report

@@ -26,6 +26,7 @@ COMPUTE_TYPES = ("int8", "int8_float32", "float32", "float16", "int8_float16", "
 class StreamConfig:
     source: str = "mic"  # mic[:DEVICE] | system[:SINK] | mic+system | file:PATH | stdin | sample
     engine: str = "cpu"
+    npu_design: str = "iron"  # npu / npu-emu engines: iron (amd/IRON operators) or custom
     model_dir: str | None = None  # None: the packaged Whisper base
     language: str | None = None  # None: detect
     task: str = "transcribe"
@@ -87,6 +88,7 @@ def _endpoint_ok(v: str) -> bool:
 CHECKS: dict[str, tuple[Any, str]] = {
     "source": (_source_ok, "mic, mic:DEVICE, system, system:SINK, mic+system, file:PATH, stdin or sample"),
     "engine": (lambda v: v in ENGINES, f"one of {', '.join(ENGINES)}"),
+    "npu_design": (lambda v: v in ("iron", "custom"), "iron or custom"),
     "task": (lambda v: v in ("transcribe", "translate"), "transcribe or translate"),
     "beam_size": (lambda v: 1 <= v <= 16, "an integer from 1 to 16"),
     "threads": (lambda v: v >= 0, "an integer >= 0"),

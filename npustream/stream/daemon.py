@@ -105,6 +105,7 @@ class Daemon:
             RecognizerConfig(
                 model_dir=cfg.model_dir,
                 engine=cfg.engine,
+                npu_design=cfg.npu_design,
                 language=cfg.language,
                 task=cfg.task,
                 beam_size=cfg.beam_size,
