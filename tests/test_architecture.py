@@ -22,6 +22,7 @@ LAYERS = [
         "npustream.types",
         "npustream.bf16",
         "npustream.progress",
+        "npustream.tomlfile",
     ),
     ("npustream.model",),
     ("npustream.npu.ops",),

@@ -23,6 +23,7 @@ import numpy as np
 from npustream import log
 from npustream.errors import EngineError
 from npustream.npu.iron import emulate, folds, numerics, plans, runtime, toolchain
+from npustream.npu.run.xrt import import_pyxrt
 
 logger = log.get(__name__)
 DEVICE_NODE = "/dev/accel/accel0"
@@ -79,7 +80,7 @@ class IronNpuEngine:
                 f"no NPU: {device_node} does not exist (an XDNA NPU needs the amdxdna driver, "
                 "in Linux from 6.14); `npustream npu build` lists what this machine lacks"
             )
-        pyxrt = pyxrt or runtime.import_pyxrt()
+        pyxrt = pyxrt or import_pyxrt()
         self.plan = plans.PLANS[plan]
         self.dims, constants = folds.load(model_dir)
         self.graph = plans.graph_for(self.dims, self.plan)

@@ -9,7 +9,6 @@ ConfigError naming the key and the file.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from npustream.errors import ConfigError
 from npustream.protocol.endpoints import default_ctl, default_pub
 from npustream.stream.capture.interface import LIVE_INPUTS, mix_inputs
+from npustream.tomlfile import read_toml
 
 ENGINES = ("cpu", "npu", "npu-emu")
 COMPUTE_TYPES = ("int8", "int8_float32", "float32", "float16", "int8_float16", "bfloat16", "int8_bfloat16")
@@ -143,14 +143,7 @@ def _check(name: str, value: Any, where: str) -> Any:
 
 def load_file(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    data = read_toml(path)
     if not isinstance(data.pop(WEB_TABLE, {}), dict):
         raise ConfigError(
             f"config {path}: '{WEB_TABLE}' must be a table ([{WEB_TABLE}]) of `npustream web` options"

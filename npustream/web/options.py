@@ -4,11 +4,11 @@ daemon wherever the daemon's config puts it."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from npustream.errors import ConfigError
+from npustream.tomlfile import read_toml
 from npustream.web import DEFAULT_LISTEN
 
 WEB_KEYS = ("listen",)
@@ -31,14 +31,7 @@ def load(config: str | None, listen: str | None, endpoint: str | None, ctl: str 
     values: dict[str, str | None] = {}
     if config:
         path = Path(config)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        data = read_toml(path)
         for key, name in (("pub", "endpoint"), ("ctl", "ctl")):
             if data.get(key):
                 values[name] = _string(data[key], f"config {path}: key '{key}'")

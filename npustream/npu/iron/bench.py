@@ -20,6 +20,7 @@ import numpy as np
 from npustream import __version__
 from npustream.errors import EngineError
 from npustream.npu.iron import plans, runtime, toolchain
+from npustream.npu.run.xrt import import_pyxrt
 
 FORMAT = "npustream-npu-bench-1"
 
@@ -115,7 +116,7 @@ def run(
     plan = plans.PLANS[plan_kind]
     graph = plans.graph_for(dims, plan)
     manifest = runtime.load_manifest(build_dir or toolchain.default_root() / f"w{plan.width}", graph)
-    pyxrt = pyxrt or runtime.import_pyxrt()
+    pyxrt = pyxrt or import_pyxrt()
     (stream,) = runtime.open_streams(pyxrt, graph, manifest, constants, 1)
     return {
         **_header(),

@@ -238,18 +238,6 @@ class Stream:
         return values[OUTPUT]
 
 
-def import_pyxrt():
-    """The real pyxrt module, or EngineError saying how to get it."""
-    try:
-        import pyxrt
-    except ImportError as error:
-        raise EngineError(
-            f"pyxrt is not importable ({error}); install XRT with the amdxdna plugin "
-            "and `source /opt/xilinx/xrt/setup.sh`"
-        ) from None
-    return pyxrt
-
-
 def open_streams(
     pyxrt,
     graph: Graph,
