@@ -9,16 +9,15 @@ on the cpu engine), and the engine stays unusable afterwards.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from npustream import log
 from npustream.errors import EngineError
+from npustream.npu.run.xrt import DEVICE_NODE, open_pyxrt
 
 logger = log.get(__name__)
-DEVICE_NODE = "/dev/accel/accel0"
 
 
 class NpuEngine:
@@ -38,14 +37,7 @@ class NpuEngine:
         timeout_ms: int = 10_000,
     ):
         """`pyxrt` and `device_node=None` are for tests with the pyxrt test double."""
-        if device_node is not None and not os.path.exists(device_node):
-            raise EngineError(
-                f"no NPU: {device_node} does not exist (needs an XDNA NPU and the amdxdna "
-                "driver, in Linux from 6.14)"
-            )
-        from npustream.npu.run.xrt import import_pyxrt
-
-        pyxrt = pyxrt or import_pyxrt()
+        pyxrt = open_pyxrt(device_node, pyxrt)
         from npustream.npu.ops import params as npu_params
         from npustream.npu.ops.weights import load_npu_weights
         from npustream.npu.predict.resources import check_plan

@@ -13,7 +13,6 @@ caller encodes it on the cpu engine) and the engine stays unusable afterwards.
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,10 +22,9 @@ import numpy as np
 from npustream import log
 from npustream.errors import EngineError
 from npustream.npu.iron import emulate, folds, numerics, plans, runtime, toolchain
-from npustream.npu.run.xrt import import_pyxrt
+from npustream.npu.run.xrt import DEVICE_NODE, open_pyxrt
 
 logger = log.get(__name__)
-DEVICE_NODE = "/dev/accel/accel0"
 
 
 def _check_window(mel: np.ndarray, dims) -> np.ndarray:
@@ -75,12 +73,7 @@ class IronNpuEngine:
         timeout_ms: int = 10_000,
     ):
         """`pyxrt` and `device_node=None` are for tests with the pyxrt test double."""
-        if device_node is not None and not os.path.exists(device_node):
-            raise EngineError(
-                f"no NPU: {device_node} does not exist (an XDNA NPU needs the amdxdna driver, "
-                "in Linux from 6.14); `npustream npu build` lists what this machine lacks"
-            )
-        pyxrt = pyxrt or import_pyxrt()
+        pyxrt = open_pyxrt(device_node, pyxrt)
         self.plan = plans.PLANS[plan]
         self.dims, constants = folds.load(model_dir)
         self.graph = plans.graph_for(self.dims, self.plan)

@@ -20,6 +20,7 @@ only runs touch (scratch, slots between columns) never cross to the host.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,20 @@ from npustream.npu.run.manifest import (
 )
 
 logger = log.get(__name__)
+
+
+DEVICE_NODE = "/dev/accel/accel0"  # the amdxdna driver's device
+
+
+def open_pyxrt(device_node: str | None = DEVICE_NODE, pyxrt=None):
+    """pyxrt for a machine that has an NPU, or EngineError saying what is missing.
+    `device_node=None` and a `pyxrt` module are for tests with the pyxrt test double."""
+    if device_node is not None and not os.path.exists(device_node):
+        raise EngineError(
+            f"no NPU: {device_node} does not exist (an XDNA NPU needs the amdxdna driver, "
+            "in Linux from 6.14); `npustream doctor` and `npustream npu build --check` list what is missing"
+        )
+    return pyxrt or import_pyxrt()
 
 
 def import_pyxrt():
