@@ -85,41 +85,18 @@ def _layernorm(op: NpuOp, acts: dict[str, np.ndarray], w: NpuWeights, rows: slic
 
 
 def flash_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, kv_rows: int) -> np.ndarray:
-    """The attention kernel's result for q[h, r, dh] against k, v[h, t, dh], all tiles at once.
+    """The attention kernel's result for q[h, r, dh] against k, v[h, t, dh]: numerics.attn_update
+    key/value tile by key/value tile, every head and query row of the call at once.
 
-    The kernel folds key/value tiles j = 0, 1, ... into a running state (numerics.attn_update).
-    The same quantities, vectorised over tiles:
-      m_j   = max(m_{j-1}, rowmax s_j)                 a cumulative max: exact, identical
-      p_j   = bf16(exp(s_j - m_j))                     identical
-      alpha_j = exp(m_{j-1} - m_j)                     identical
-      l_j   = l_{j-1} * alpha_j + rowsum p_j           the same recurrence, in the same order
-      acc_J = sum_j (alpha_{j+1} ... alpha_J) * (p_j v_j)   the kernel's rescale-and-add loop
-            unrolled; the same products, associated differently (fp32 rounding only).
-    The padding of the ragged last key tile gets score -inf: exp gives 0, so it adds nothing.
+    The kernel's steps in the kernel's order; only the fp32 sums of q k^T and P.V are ordered by
+    BLAS rather than by the MAC unit (docs/npu-numerics.md). The ragged last tile is a shorter
+    tile, as the kernel's nk_valid keys.
     """
-    h, r, _ = q.shape
-    t = k.shape[1]
-    n_kv = -(-t // kv_rows)
-    s = np.full((h, r, n_kv * kv_rows), -np.inf, np.float32)
-    np.matmul(q, k.transpose(0, 2, 1), out=s[:, :, :t])
-    s[:, :, :t] *= np.float32(scale)
-    tiles = s.reshape(h, r, n_kv, kv_rows)
-    m = np.maximum.accumulate(tiles.max(axis=-1), axis=-1)  # m_j, [h, r, n_kv]
-    tiles -= m[..., None]
-    p = numerics.bf16_round(np.exp(tiles, out=tiles)).reshape(h, r, n_kv, kv_rows)
-    alpha = np.exp(np.concatenate([np.full((h, r, 1), -np.inf, np.float32), m[..., :-1]], -1) - m)
-    row_sums = p @ np.ones(
-        kv_rows, np.float32
-    )  # fp32 row sums per tile (BLAS: fast, same values up to order)
-    l = np.zeros((h, r), np.float32)
-    for j in range(n_kv):
-        l = l * alpha[..., j] + row_sums[..., j]
-    # rescale factor of tile j at the end: alpha_{j+1} * ... * alpha_{n_kv-1} (1 for the last)
-    later = np.ones_like(alpha)
-    later[..., :-1] = np.cumprod(alpha[..., :0:-1], axis=-1)[..., ::-1]
-    p *= later[..., None]
-    acc = np.matmul(p.reshape(h, r, -1)[:, :, :t], v)
-    return numerics.bf16_round(acc * (np.float32(1.0) / l)[..., None])
+    h, r, dh = q.shape
+    state = numerics.attn_init(r, dh, (h,))
+    for s in range(0, k.shape[1], kv_rows):
+        state = numerics.attn_update(state, q, k[:, s : s + kv_rows], v[:, s : s + kv_rows], scale)
+    return numerics.attn_finish(state)
 
 
 def _attention(
