@@ -332,3 +332,9 @@ def test_bad_input_is_refused_with_a_clear_error(rng):
         hk.layernorm_rows(a, np.ones(8, F32), np.zeros(16, F32))
     with pytest.raises(ValueError, match="do not match"):
         hk.attn_update(hk.attn_init(8, 16), a, b, b, 0.25)
+
+
+def test_lut_header_is_the_generators(repo_root):
+    """kernels/npu_luts.h holds the tables numerics.py computes (regenerate with
+    `python -m npustream.npu.ops.numerics > kernels/npu_luts.h`)."""
+    assert (repo_root / "kernels" / "npu_luts.h").read_text() == nu.c_lut_header()

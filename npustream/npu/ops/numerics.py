@@ -259,6 +259,10 @@ def attn_finish(state: AttnState) -> np.ndarray:
 
 # --- the tables as the C++ header the kernels include (kernels/npu_luts.h) -----------------------
 
+# L1 bytes of the tables in the AIE build (npu_aie.h): every entry twice (two banks per lookup)
+EXP_LUT_BYTES = 2 * 2 * (EXP_ILUT_BITS.size + EXP_FLUT_BITS.size)  # bf16 entries
+PHI_LUT_BYTES = 2 * (2 * PHI_SLOPE_BITS.size + 4 * PHI_BASE_BITS.size)  # bf16 slope, fp32 base
+
 
 def c_lut_header() -> str:
     """kernels/npu_luts.h: the tables above as bf16 bit patterns (a test keeps the file equal)."""
