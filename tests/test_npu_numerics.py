@@ -222,7 +222,10 @@ def test_l1_footprint_counts_and_refusal():
     # matmul 64x64x32: A 2*64*64*2, B 2*64*32*2, bias 2*32*4, residual 2*64*32*2, acc 64*32*4, out 2*64*32*2,
     # the GELU's Phi table: 192 bf16 slopes and 192 fp32 bases, each entry twice (two banks)
     phi = 2 * (192 * 2 + 192 * 4)
-    assert l1_footprints(DEFAULT_TILES, dims_of("base"))["matmul"] == 16384 + 8192 + 256 + 8192 + 8192 + 8192 + phi
+    assert (
+        l1_footprints(DEFAULT_TILES, dims_of("base"))["matmul"]
+        == 16384 + 8192 + 256 + 8192 + 8192 + 8192 + phi
+    )
     with pytest.raises(ConfigError, match="attention"):
         check_l1(Tiles(attn_q_rows=64, attn_kv_rows=64), dims_of("base"))
     with pytest.raises(ConfigError, match="layernorm"):

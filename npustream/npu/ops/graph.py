@@ -48,6 +48,7 @@ class NpuOp:
     heads: int = 1  # independent heads (attention), for the split plan
     inputs: tuple[str, ...] = ()  # names of the activations read (op names, or "mel")
     gelu: bool = False  # matmul/conv with GELU fused into the epilogue
+    residual: bool = False  # matmul/conv with a residual added in the epilogue
 
 
 def _matmul(
@@ -92,6 +93,7 @@ def _matmul(
         rows=rows,
         inputs=inputs,
         gelu=gelu,
+        residual=residual is not None,
     )
 
 
