@@ -11,6 +11,7 @@ import pytest
 
 from npustream.errors import ConfigError
 from npustream.model.dims import WhisperDims
+from npustream.npu.ops.kernel_costs_table import CALLS
 from npustream.npu.ops.params import PRESETS
 from npustream.npu.ops.tiles import DEFAULT_TILES
 from npustream.npu.plan.plans import (
@@ -21,6 +22,7 @@ from npustream.npu.plan.plans import (
     pipeline_plan,
     split_plan,
 )
+from npustream.npu.predict.resources import core_program_memory
 from npustream.npu.predict.scheduler import choose
 from npustream.npu.predict.simulate import (
     TARGETS,
@@ -286,8 +288,13 @@ def test_cli_json_has_the_documented_keys(tmp_path):
         "issue_op_us",
         "predicted_exposed_issue_ms",
         "predicted_issue_op_break_even_us",
+        "kernel_cycles_per_call",
+        "program_memory_per_core",
     ):
         assert key in obj
+    assert obj["kernel_cycles_per_call"]["matmul_acc"] == CALLS["matmul_acc"]["cycles"]  # default tiles, base
+    memory = obj["program_memory_per_core"]
+    assert memory == {**core_program_memory(), "limit": 16 * 1024} and memory["total"] <= memory["limit"]
     counts = issue_counts(pipeline_plan(BASE, DEFAULT_TILES, PHOENIX))
     assert obj["dma_tasks_per_column"] == [sum(c.pushes for c in col) for col in counts]
     assert obj["instruction_ops_per_column"] == [sum(c.ops for c in col) for col in counts]

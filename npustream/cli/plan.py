@@ -62,7 +62,8 @@ def _work(task) -> dict:
 
 def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, object]:
     """The JSON object `plan --json` prints (also used by the benchmark)."""
-    from npustream.npu.predict.resources import check_plan
+    from npustream.npu.ops.kernel_costs import per_call_table
+    from npustream.npu.predict.resources import check_plan, core_program_memory
     from npustream.npu.predict.simulate import issue_break_evens, predict
     from npustream.npu.program.runs import issue_counts
 
@@ -108,6 +109,10 @@ def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, obje
         },
         "columns": columns,
         "resource_check": resources.as_dict(),
+        # the kernels' compute and program size, counted from kernels/ (npu/ops/kernel_costs.py):
+        # predictions of the code as written, not measurements
+        "kernel_cycles_per_call": per_call_table(plan.tiles, plan.dims),
+        "program_memory_per_core": {**core_program_memory(), "limit": plan.params.program_bytes},
     }
     return obj, one, stream
 
@@ -157,6 +162,14 @@ def _print_text(obj: dict, out=sys.stdout) -> None:
     for target in TARGETS:
         us = obj["predicted_issue_op_break_even_us"][target.name]
         print(f"  {target.break_even_text(None if us is None else us * 1e-6)}", file=out)
+    calls = ", ".join(f"{row} {cycles}" for row, cycles in obj["kernel_cycles_per_call"].items())
+    print(f"  kernel cycles per call (counted from kernels/): {calls}", file=out)
+    program = obj["program_memory_per_core"]
+    print(
+        f"  program memory per core (estimated from kernels/): {program['total']} of "
+        f"{program['limit']} bytes",
+        file=out,
+    )
     check = obj["resource_check"]
     print("  resource check: " + ("ok" if check["ok"] else "FAILED"), file=out)
     for v in check["violations"]:
