@@ -85,18 +85,38 @@ def _layernorm(op: NpuOp, acts: dict[str, np.ndarray], w: NpuWeights, rows: slic
 
 
 def flash_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, kv_rows: int) -> np.ndarray:
-    """The attention kernel's result for q[h, r, dh] against k, v[h, t, dh]: numerics.attn_update
-    key/value tile by key/value tile, every head and query row of the call at once.
+    """The attention kernel's result for q[h, r, dh] against k, v[h, t, dh], all key tiles at once.
 
-    The kernel's steps in the kernel's order; only the fp32 sums of q k^T and P.V are ordered by
-    BLAS rather than by the MAC unit (docs/npu-numerics.md). The ragged last tile is a shorter
-    tile, as the kernel's nk_valid keys.
+    The kernel folds key/value tiles j = 0, 1, ... into a running state (numerics.attn_update).
+    The same quantities, vectorised over tiles where the recurrence allows:
+      m_j     = max(m_{j-1}, rowmax s_j)                    a cumulative max: identical
+      alpha_j = bf16(exp_lut(m_{j-1} - m_j)), p_j = bf16(exp_lut(s_j - m_j))    identical
+      l_j     = l_{j-1} alpha_j + lane_sum(p_j)              the same recurrence
+      acc_j   = mul_split(acc_{j-1}, alpha_j) + p_j v_j      the same recurrence, P.V per tile
+    The padding of the ragged last key tile gets score -inf: p = 0, as the kernel's valid-key
+    count. Only the fp32 sums of q k^T and P.V are BLAS-ordered (docs/npu-numerics.md).
     """
     h, r, dh = q.shape
+    t = k.shape[1]
+    n_kv = -(-t // kv_rows)
+    s = np.full((h, r, n_kv * kv_rows), -np.inf, np.float32)
+    np.matmul(q, k.transpose(0, 2, 1), out=s[:, :, :t])
+    s[:, :, :t] *= np.float32(scale)
+    tiles = s.reshape(h, r, n_kv, kv_rows)
+    m = np.maximum.accumulate(tiles.max(axis=-1), axis=-1)  # m_j, [h, r, n_kv]
+    before = np.concatenate([np.full((h, r, 1), -np.inf, np.float32), m[..., :-1]], -1)
+    alpha = numerics.bf16_round(numerics.exp_lut(before - m))
+    p = numerics.bf16_round(numerics.exp_lut(tiles - m[..., None]))  # [h, r, n_kv, kv_rows]
+    row_sums = numerics.lane_sum(p)
+    v_tiles = np.zeros((h, n_kv * kv_rows, dh), np.float32)
+    v_tiles[:, :t] = v
+    v_tiles = v_tiles.reshape(h, n_kv, kv_rows, dh)
     state = numerics.attn_init(r, dh, (h,))
-    for s in range(0, k.shape[1], kv_rows):
-        state = numerics.attn_update(state, q, k[:, s : s + kv_rows], v[:, s : s + kv_rows], scale)
-    return numerics.attn_finish(state)
+    l, acc = state.l, state.acc
+    for j in range(n_kv):
+        l = l * alpha[..., j] + row_sums[..., j]
+        acc = numerics.mul_split(acc, alpha[..., j, None]) + np.matmul(p[:, :, j], v_tiles[:, j])
+    return numerics.attn_finish(numerics.AttnState(m[..., -1], l, acc))
 
 
 def _attention(
