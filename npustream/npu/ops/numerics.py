@@ -88,22 +88,31 @@ def _exp_table_bits() -> tuple[np.ndarray, np.ndarray]:
 
 EXP_ILUT_BITS, EXP_FLUT_BITS = _exp_table_bits()
 _EXP_ILUT, _EXP_FLUT = from_bf16_bits(EXP_ILUT_BITS), from_bf16_bits(EXP_FLUT_BITS)
-_ROUND = np.float32(12582912.0)  # 1.5 * 2^23: (v + R) - R rounds |v| < 2^22 to an integer, RNE
 
 
 def q88(x: np.ndarray) -> np.ndarray:
     """bf16(x) in Q8.8: int32 in [-32768, 32767] (RNE; NaN and -inf to -32768, +inf to 32767)."""
-    v = bf16_round(x) * np.float32(256.0)
-    v = np.where(v >= -32768.0, v, np.float32(-32768.0))  # also NaN
-    v = np.minimum(v, np.float32(32767.0))
-    return ((v + _ROUND) - _ROUND).astype(np.int32).clip(-32768, 32767)
+    v = bf16_round(x)
+    with np.errstate(over="ignore"):  # past 2^120: inf, clipped below
+        v *= np.float32(256.0)
+    np.nan_to_num(v, copy=False, nan=-32768.0)
+    np.clip(v, np.float32(-32768.0), np.float32(32767.0), out=v)  # inside int16: rounding stays inside
+    return np.rint(v, out=v).astype(np.int32)  # rint: to nearest even, as the kernels' (v + R) - R
+
+
+def _exp_lut_of_bf16(xb: np.ndarray) -> np.ndarray:
+    q = q88(xb)
+    with np.errstate(over="ignore"):  # e^x past fp32's range is inf, as the kernels' product
+        return _EXP_ILUT[(q >> 8) & 255] * _EXP_FLUT[q & 255]
+
+
+# exp_lut depends on bf16(x) only: its value for each of the 65536 bf16 patterns, for speed
+_EXP_BY_BF16 = _exp_lut_of_bf16(from_bf16_bits(np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)))
 
 
 def exp_lut(x: np.ndarray) -> np.ndarray:
     """e^x as the kernels compute it (fp32 result: a product of two bf16 table entries)."""
-    q = q88(np.asarray(x, np.float32))
-    with np.errstate(over="ignore"):  # e^x past fp32's range is inf, as the kernels' product
-        return _EXP_ILUT[(q >> 8) & 255] * _EXP_FLUT[q & 255]
+    return _EXP_BY_BF16[to_bf16_bits(np.asarray(x, np.float32))]
 
 
 # --- GELU: x * Phi(x) with Phi tabulated (the lut_based_ops style) -----------------------------
@@ -141,13 +150,21 @@ PHI_BASE_BITS, PHI_SLOPE_BITS = _phi_table()
 _PHI_BASE, _PHI_SLOPE = PHI_BASE_BITS.view(np.float32), from_bf16_bits(PHI_SLOPE_BITS)
 
 
-def phi_pwl(x: np.ndarray) -> np.ndarray:
-    """The kernels' Phi of bf16 values (fp32 results)."""
+def _phi_of_bf16(x: np.ndarray) -> np.ndarray:
     t = np.clip(bf16_round(x), np.float32(-6.0), np.float32(6.0))  # the outer segments are flat
     f = np.nan_to_num(t * np.float32(PHI_PER_UNIT), nan=0.0)
     seg = np.floor(f).clip(-PHI_SEGMENTS // 2, PHI_SEGMENTS // 2 - 1).astype(np.int32)
     start = seg.astype(np.float32) / np.float32(PHI_PER_UNIT)
     return _PHI_BASE[seg + PHI_SEGMENTS // 2] + _PHI_SLOPE[seg + PHI_SEGMENTS // 2] * (t - start)
+
+
+# phi_pwl depends on bf16(x) only: its value for each of the 65536 bf16 patterns, for speed
+_PHI_BY_BF16 = _phi_of_bf16(from_bf16_bits(np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)))
+
+
+def phi_pwl(x: np.ndarray) -> np.ndarray:
+    """The kernels' Phi of x rounded to bf16 (fp32 results)."""
+    return _PHI_BY_BF16[to_bf16_bits(np.asarray(x, np.float32))]
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
