@@ -5,7 +5,8 @@ Per window: seconds of both and their ratio; cosine similarity per encoder frame
 frames (silero VAD) and on the rest; and per file whether the transcript through npu-emu equals
 the one through the cpu engine, both with float32, after normalisation.
 
-    PYTHONPATH=tests python bench/bench_npu_emu.py [--threads 2] [--repeats 2] [--no-transcripts] [FILE ...]
+    PYTHONPATH=tests python bench/bench_npu_emu.py [--threads 2] [--repeats 2] [--no-transcripts]
+                                                   [FILE ...]
 
 FILE: names in the shared audio folder (default: every .flac and .wav there).
 """

@@ -111,11 +111,12 @@ def flash_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, k
     v_tiles = np.zeros((h, n_kv * kv_rows, dh), np.float32)
     v_tiles[:, :t] = v
     v_tiles = v_tiles.reshape(h, n_kv, kv_rows, dh)
+    pv = np.matmul(p.transpose(0, 2, 1, 3), v_tiles)  # every tile's P.V at once: [h, n_kv, r, dh]
     state = numerics.attn_init(r, dh, (h,))
     l, acc = state.l, state.acc
     for j in range(n_kv):
         l = l * alpha[..., j] + row_sums[..., j]
-        acc = numerics.mul_split(acc, alpha[..., j, None]) + np.matmul(p[:, :, j], v_tiles[:, j])
+        acc = numerics.mul_split(acc, alpha[..., j, None]) + pv[:, j]
     return numerics.attn_finish(numerics.AttnState(m[..., -1], l, acc))
 
 
