@@ -5,11 +5,10 @@ Per window: seconds of both and their ratio; cosine similarity per encoder frame
 frames (silero VAD) and on the rest; and per file whether the transcript through npu-emu equals
 the one through the cpu engine, both with float32, after normalisation.
 
-    PYTHONPATH=tests python bench/bench_npu_emu.py [--threads 2] [--repeats 2] [--gelu erf|tanh]
-                                                   [--no-transcripts]
+    PYTHONPATH=tests python bench/bench_npu_emu.py [--threads 2] [--repeats 2] [--no-transcripts]
+                                                   [FILE ...]
 
---gelu tanh runs the emulator with the tanh GELU instead of the contract's erf GELU (the
-comparison behind the choice in docs/npu-numerics.md).
+FILE: names in the shared audio folder (default: every .flac and .wav there).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 AUDIO = REPO.parent / "shared" / "audio"
-FILES = ("jfk.flac", "libri_1.flac", "osr_0034_8k.wav")
 
 
 def best_of(repeats: int, fn):
@@ -48,7 +46,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="ctranslate2 intra-op threads")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--gelu", choices=("erf", "tanh"), default="erf")
+    parser.add_argument("files", nargs="*", help="shared audio file names (default: all)")
     parser.add_argument("--no-transcripts", action="store_true")
     args = parser.parse_args()
 
@@ -59,21 +57,19 @@ def main() -> int:
     from npustream.asr.features import window_features
     from npustream.engines.npu_emu import NpuEmuEngine
     from npustream.model.store import ensure_packaged_model
-    from npustream.npu.ops import numerics
     from tools import accuracy, wer
 
     log.configure()
-    if args.gelu == "tanh":
-        numerics.gelu = numerics.gelu_tanh  # matmul_tile looks the GELU up at call time
     model_dir = ensure_packaged_model()
     ct2 = ctranslate2.models.Whisper(
         str(model_dir), device="cpu", compute_type="float32", intra_threads=args.threads
     )
     emu = NpuEmuEngine(model_dir)
-    print(f"model {model_dir}  gelu {args.gelu}  tiles {emu.weights.tiles}")
+    print(f"model {model_dir}  tiles {emu.weights.tiles}")
 
     speech, silence, emu_times, ct2_times, emu_cpu, ct2_cpu = [], [], [], [], [], []
-    for name in FILES:
+    files = args.files or sorted(p.name for p in AUDIO.iterdir() if p.suffix in (".flac", ".wav"))
+    for name in files:
         audio = load_audio(AUDIO / name)
         for start in range(0, len(audio), N_SAMPLES):
             chunk = audio[start : start + N_SAMPLES]
@@ -121,7 +117,7 @@ def main() -> int:
         if npu.engine_name != "npu-emu":
             print(f"npu-emu engine not used: {npu.fallback_reason}", file=sys.stderr)
             return 1
-        for name in FILES:
+        for name in files:
             a = transcribe_file(cpu, AUDIO / name).text
             b = transcribe_file(npu, AUDIO / name).text
             same = wer.normalize(a) == wer.normalize(b)

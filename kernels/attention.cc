@@ -1,11 +1,11 @@
 // Flash attention for one query tile of one head, key/value tile by key/value tile, with the
 // online softmax of docs/npu-numerics.md (fp32 state per query row: max m, sum l, P.V acc):
-//   s = (q k^T) * scale;  m' = max(m, rowmax s);  alpha = exp(m - m');  p = bf16(exp(s - m'))
-//   l = l * alpha + rowsum(p);  acc = acc * alpha + p v;  m = m'
-//   finish: out = bf16(acc * (1 / l))
-// p is rounded to bf16 because P.V runs on the bf16 MAC unit; l sums the rounded p. Only the
-// first nk_valid keys of a tile enter (the sequence's last tile is ragged). The score matrix
-// exists only as one NPU_ATTN_Q_ROWS x NPU_ATTN_KV_ROWS tile at a time.
+//   s = (q k^T) * scale;  m' = max(m, rowmax s);  alpha = bf16(exp(m - m'));  p = bf16(exp(s - m'))
+//   l = l * alpha + lane_sum(p);  acc = mul_split(acc, alpha) + p v;  m = m'
+//   finish: out = bf16(mul_split(acc, bf16(1 / l)))
+// exp is the table exp (npu::exp_lut: its input rounded to bf16); scale must be a power of two
+// (d_head^-0.5 = 1/8 in every Whisper). Only the first nk_valid keys of a tile enter (the
+// sequence's last tile is ragged). The score matrix exists only as one tile at a time.
 
 #include "npu_kernels.h"
 
@@ -19,36 +19,30 @@ extern "C" void npu_attn_init(float *m, float *l, float *acc, int32_t mq, int32_
 
 #if NPU_AIE
 // ---- AIE2 vector path ----------------------------------------------------------------------
-// q and k arrive in 4x8 blocks (k's blocks are transposed in registers into the 8x4 B operand,
-// as mlir-aie's mm_b_col_maj.cc does), v in 8x4 blocks, acc and out in 4x4 blocks. Scores are
-// staged row-major in L1 (NPU_ATTN_Q_ROWS x NPU_ATTN_KV_ROWS fp32), P in 4x8 blocks (bf16).
-// Per-row scalars (max, alpha, l, 1/l) run on the scalar unit in IEEE fp32 as the portable
-// path; the elementwise exp and the rescaling use aie_fp32.h. The padding rows of a ragged
-// tile's v must be finite (the host pads with zeros): their p is 0. Requires mq % 4 == 0,
-// nk % 16 == 0, dh % 8 == 0.
+// q arrives in 4x8 blocks, k in 4x8 blocks, v in 8x4 blocks, acc and out in 4x4 blocks. k's
+// blocks are transposed once per call into k^T's 8x4 blocks (the B operand of q k^T), outside
+// the MAC loops; both matmuls run 2 x 2 output blocks per inner iteration (as aie2 mm.cc).
+// Scores are staged row-major in L1 (fp32), P in 4x8 blocks (bf16). The scale is applied to
+// bf16(S - M), which is bf16(s - m') for a power-of-two scale. Padding keys (at or past
+// nk_valid) get score -inf: p = 0. Requires mq % 8 == 0, nk % 16 == 0, dh % 8 == 0,
+// dh <= kMaxDh.
 
-#include "aie_fp32.h"
 #include "aie_kernel_utils.h"
+#include "npu_aie.h"
 #include "npu_tiles.h"
 
 using MMUL = aie::mmul<4, 8, 4, bfloat16, bfloat16, accfloat>;
 
 namespace {
+constexpr int32_t kMaxDh = 64;  // d_head of every Whisper model
 alignas(aie::vector_decl_align) float scores[NPU_ATTN_Q_ROWS * NPU_ATTN_KV_ROWS];
 alignas(aie::vector_decl_align) bfloat16 probs[NPU_ATTN_Q_ROWS * NPU_ATTN_KV_ROWS];
-alignas(aie::vector_decl_align) float alpha_row[NPU_ATTN_Q_ROWS];
+alignas(aie::vector_decl_align) bfloat16 keys_t[NPU_ATTN_KV_ROWS * kMaxDh];
+alignas(aie::vector_decl_align) bfloat16 alpha_row[NPU_ATTN_Q_ROWS];
 
-// The 16 lanes of a row chunk starting at column c, lanes at or past `valid` set to `fill`.
-npu::aie2::vf row_chunk(const float *row, int32_t c, int32_t valid, float fill) {
-  npu::aie2::vf v = aie::load_v<16>(row + c);
-  for (int32_t e = valid - c; e < 16; e++)
-    if (e >= 0) v[e] = fill;
-  return v;
-}
-
-// A 4x4 block's lanes take the scalar of their row: lane e belongs to row 4 * zb + e / 4.
-npu::aie2::vf per_row(const float *rows, int32_t zb) {
-  npu::aie2::vf v;
+// A 4x4 block's lanes take their row's bf16 scalar: lane e belongs to row 4 * zb + e / 4.
+npu::aie2::vb per_row(const bfloat16 *rows, int32_t zb) {
+  npu::aie2::vb v;
   for (int32_t e = 0; e < 16; e++) v[e] = rows[4 * zb + e / 4];
   return v;
 }
@@ -61,56 +55,101 @@ extern "C" void npu_attn_update(const npu_bf16 *q, const npu_bf16 *k, const npu_
   if (nk_valid <= 0) return;
   aie::set_rounding(aie::rounding_mode::conv_even);
   event0();
-  const int32_t db = dh / 8;
-  // scores: one 4x4 block per (query block z, key block j), summed over dh on the MAC unit
-  for (int32_t z = 0; z < mq / 4; z++)
-    for (int32_t j = 0; j < nk / 4; j++) {
-      MMUL S;
-      for (int32_t d = 0; d < db; d++) {
-        const auto q_block = aie::load_v<32>(q + (z * db + d) * 32);
-        const auto kt_block = aie::transpose(aie::load_v<32>(k + (j * db + d) * 32), 4, 8);
-        if (d == 0)
-          S.mul(q_block, kt_block);
-        else
-          S.mac(q_block, kt_block);
+  const int32_t db = dh / 8, kb = nk / 4;
+  // k^T in 8x4 blocks: block (d, j) of k^T is the transpose of k's 4x8 block (j, d)
+  for (int32_t j = 0; j < kb; j++)
+    for (int32_t d = 0; d < db; d++)
+      aie::store_v(keys_t + (d * kb + j) * 32, aie::transpose(aie::load_v<32>(k + (j * db + d) * 32), 4, 8));
+  // S = q k^T, 2 x 2 blocks of 4 query rows x 4 keys per inner iteration over dh
+  for (int32_t z = 0; z < mq / 4; z += 2)
+    AIE_PREPARE_FOR_PIPELINING
+    for (int32_t j = 0; j < kb; j += 2) {
+      MMUL S00, S01, S10, S11;
+      S00.mul(aie::load_v<32>(q + (z * db) * 32), aie::load_v<32>(keys_t + j * 32));
+      S01.mul(aie::load_v<32>(q + (z * db) * 32), aie::load_v<32>(keys_t + (j + 1) * 32));
+      S10.mul(aie::load_v<32>(q + ((z + 1) * db) * 32), aie::load_v<32>(keys_t + j * 32));
+      S11.mul(aie::load_v<32>(q + ((z + 1) * db) * 32), aie::load_v<32>(keys_t + (j + 1) * 32));
+      AIE_PREPARE_FOR_PIPELINING
+      for (int32_t d = 1; d < db; d++) {
+        const auto A0 = aie::load_v<32>(q + (z * db + d) * 32);
+        const auto A1 = aie::load_v<32>(q + ((z + 1) * db + d) * 32);
+        const auto B0 = aie::load_v<32>(keys_t + (d * kb + j) * 32);
+        const auto B1 = aie::load_v<32>(keys_t + (d * kb + j + 1) * 32);
+        S00.mac(A0, B0);
+        S01.mac(A0, B1);
+        S10.mac(A1, B0);
+        S11.mac(A1, B1);
       }
-      const vf s = mul(S.template to_vector<float>(), splat(scale));
-      for (int32_t r = 0; r < 4; r++)  // block row r is query row 4z + r, keys 4j .. 4j + 3
-        aie::store_v(scores + (4 * z + r) * nk + 4 * j, s.template extract<4>(r));
+      const vf s00 = S00.template to_vector<float>(), s01 = S01.template to_vector<float>();
+      const vf s10 = S10.template to_vector<float>(), s11 = S11.template to_vector<float>();
+      for (int32_t r = 0; r < 4; r++) {  // block row r: query rows 4z + r and 4z + 4 + r
+        aie::store_v(scores + (4 * z + r) * nk + 4 * j, s00.template extract<4>(r));
+        aie::store_v(scores + (4 * z + r) * nk + 4 * j + 4, s01.template extract<4>(r));
+        aie::store_v(scores + (4 * z + 4 + r) * nk + 4 * j, s10.template extract<4>(r));
+        aie::store_v(scores + (4 * z + 4 + r) * nk + 4 * j + 4, s11.template extract<4>(r));
+      }
     }
-  // online softmax, row by row
-  const float neg_inf = npu::f32_from_bits(0xFF800000u);
+  // online softmax, row by row (scores in units of S: the scale is a power of two)
+  const vf neg_inf = aie::broadcast<float, 16>(npu::f32_from_bits(0xFF800000u));
+  const vb scale_v = aie::broadcast<bfloat16, 16>(bfloat16(scale));
   for (int32_t i = 0; i < mq; i++) {
     float *row = scores + i * nk;
-    vf mx = row_chunk(row, 0, nk_valid, neg_inf);
-    for (int32_t c = 16; c < nk; c += 16) mx = aie::max(mx, row_chunk(row, c, nk_valid, neg_inf));
-    const float m_new = npu::max_f32(m[i], aie::reduce_max(mx));
-    alpha_row[i] = npu::exp_f32(m[i] - m_new);
+    for (int32_t c = 0; c < nk; c += 16) {  // padding keys: -inf
+      const auto lane = aie::add(aie::broadcast<int32, 16>(c), aie::iota<int32, 16>());
+      aie::store_v(row + c, aie::select(aie::load_v<16>(row + c), neg_inf, aie::ge(lane, nk_valid)));
+    }
+    vf mx = aie::load_v<16>(row);
+    for (int32_t c = 16; c < nk; c += 16) mx = aie::max(mx, aie::load_v<16>(row + c));
+    const float m_new = npu::max_f32(m[i], aie::reduce_max(mx) * scale);
+    const float alpha = npu::round_bf16(npu::exp_lut(m[i] - m_new));
+    alpha_row[i] = bfloat16(alpha);
+    af mx_v;
+    mx_v.from_vector(aie::broadcast<float, 16>(m_new / scale));
+    af row_sum = aie::zeros<accfloat, 16>();
     for (int32_t c = 0; c < nk; c += 16) {
-      vb p = narrow(npu::aie2::exp(sub(row_chunk(row, c, nk_valid, neg_inf), splat(m_new))));
+      af x;
+      x.from_vector(aie::load_v<16>(row + c));
+      const vb p = narrow(exp_lut(narrow(aie::mul(narrow(aie::sub(x, mx_v)), scale_v))));
       for (int32_t h = 0; h < 2; h++)  // two groups of 8 columns: two 4x8 blocks of P
         aie::store_v(probs + ((i / 4) * (nk / 8) + (c + 8 * h) / 8) * 32 + (i % 4) * 8,
                      p.template extract<8>(h));
-      aie::store_v(row + c, widen(p));  // the rounded p, summed below in the contract's order
+      row_sum = aie::add(row_sum, widen(p));
     }
-    l[i] = l[i] * alpha_row[i] + (0.0f + pairwise_sum(row, nk_valid));
+    l[i] = l[i] * alpha + fold(row_sum);
     m[i] = m_new;
   }
-  // acc = acc * alpha + P.V, one 4x4 output block at a time (P.V kept apart, then added)
-  for (int32_t z = 0; z < mq / 4; z++) {
-    const vf alpha = per_row(alpha_row, z);
-    for (int32_t j = 0; j < dh / 4; j++) {
-      MMUL PV;
-      for (int32_t kk = 0; kk < nk / 8; kk++) {
-        const auto p_block = aie::load_v<32>(probs + (z * (nk / 8) + kk) * 32);
-        const auto v_block = aie::load_v<32>(v + (kk * (dh / 4) + j) * 32);
-        if (kk == 0)
-          PV.mul(p_block, v_block);
-        else
-          PV.mac(p_block, v_block);
+  // acc = mul_split(acc, alpha) + P.V, 2 x 2 blocks of 4 query rows x 4 of dh per inner iteration
+  for (int32_t z = 0; z < mq / 4; z += 2) {
+    const vb alpha0 = per_row(alpha_row, z), alpha1 = per_row(alpha_row, z + 1);
+    AIE_PREPARE_FOR_PIPELINING
+    for (int32_t j = 0; j < dh / 4; j += 2) {
+      MMUL P00, P01, P10, P11;
+      P00.mul(aie::load_v<32>(probs + (z * (nk / 8)) * 32), aie::load_v<32>(v + j * 32));
+      P01.mul(aie::load_v<32>(probs + (z * (nk / 8)) * 32), aie::load_v<32>(v + (j + 1) * 32));
+      P10.mul(aie::load_v<32>(probs + ((z + 1) * (nk / 8)) * 32), aie::load_v<32>(v + j * 32));
+      P11.mul(aie::load_v<32>(probs + ((z + 1) * (nk / 8)) * 32), aie::load_v<32>(v + (j + 1) * 32));
+      AIE_PREPARE_FOR_PIPELINING
+      for (int32_t kk = 1; kk < nk / 8; kk++) {
+        const auto A0 = aie::load_v<32>(probs + (z * (nk / 8) + kk) * 32);
+        const auto A1 = aie::load_v<32>(probs + ((z + 1) * (nk / 8) + kk) * 32);
+        const auto B0 = aie::load_v<32>(v + (kk * (dh / 4) + j) * 32);
+        const auto B1 = aie::load_v<32>(v + (kk * (dh / 4) + j + 1) * 32);
+        P00.mac(A0, B0);
+        P01.mac(A0, B1);
+        P10.mac(A1, B0);
+        P11.mac(A1, B1);
       }
-      float *block = acc + (z * (dh / 4) + j) * 16;
-      aie::store_v(block, add(mul(aie::load_v<16>(block), alpha), PV.template to_vector<float>()));
+      float *b00 = acc + (z * (dh / 4) + j) * 16, *b01 = b00 + 16;
+      float *b10 = acc + ((z + 1) * (dh / 4) + j) * 16, *b11 = b10 + 16;
+      af a00, a01, a10, a11;
+      a00.from_vector(aie::load_v<16>(b00));
+      a01.from_vector(aie::load_v<16>(b01));
+      a10.from_vector(aie::load_v<16>(b10));
+      a11.from_vector(aie::load_v<16>(b11));
+      aie::store_v(b00, aie::add(mul_split(a00, alpha0), P00.template to_vector<float>()).template to_vector<float>());
+      aie::store_v(b01, aie::add(mul_split(a01, alpha0), P01.template to_vector<float>()).template to_vector<float>());
+      aie::store_v(b10, aie::add(mul_split(a10, alpha1), P10.template to_vector<float>()).template to_vector<float>());
+      aie::store_v(b11, aie::add(mul_split(a11, alpha1), P11.template to_vector<float>()).template to_vector<float>());
     }
   }
   event1();
@@ -120,13 +159,14 @@ extern "C" void npu_attn_finish(const float *l, const float *acc, npu_bf16 *out,
                                 int32_t dh) {
   using namespace npu::aie2;
   aie::set_rounding(aie::rounding_mode::conv_even);
-  float inv_l[NPU_ATTN_Q_ROWS];
-  for (int32_t i = 0; i < mq; i++) inv_l[i] = 1.0f / l[i];
+  for (int32_t i = 0; i < mq; i++) alpha_row[i] = bfloat16(npu::round_bf16(1.0f / l[i]));  // 1/l, bf16
   for (int32_t z = 0; z < mq / 4; z++) {
-    const vf scale = per_row(inv_l, z);
+    const vb inv_l = per_row(alpha_row, z);
     for (int32_t j = 0; j < dh / 4; j++) {
       const int32_t at = (z * (dh / 4) + j) * 16;
-      aie::store_v(out + at, narrow(mul(aie::load_v<16>(acc + at), scale)));
+      af block;
+      block.from_vector(aie::load_v<16>(acc + at));
+      aie::store_v(out + at, narrow(mul_split(block, inv_l)));
     }
   }
 }
@@ -152,13 +192,13 @@ extern "C" void npu_attn_update(const npu_bf16 *q, const npu_bf16 *k, const npu_
     float row_max = s[0];
     for (int32_t j = 1; j < nk_valid; j++) row_max = npu::max_f32(row_max, s[j]);
     const float m_new = npu::max_f32(m[i], row_max);
-    const float alpha = npu::exp_f32(m[i] - m_new);
-    for (int32_t j = 0; j < nk_valid; j++) p[j] = npu::round_bf16(npu::exp_f32(s[j] - m_new));
-    l[i] = l[i] * alpha + npu::row_sum([&p](int32_t j) { return p[j]; }, nk_valid);
+    const float alpha = npu::round_bf16(npu::exp_lut(m[i] - m_new));
+    for (int32_t j = 0; j < nk_valid; j++) p[j] = npu::round_bf16(npu::exp_lut(s[j] - m_new));
+    l[i] = l[i] * alpha + npu::lane_sum([&p](int32_t j) { return p[j]; }, nk_valid);
     for (int32_t d = 0; d < dh; d++) {
       float pv = 0.0f;
       for (int32_t j = 0; j < nk_valid; j++) pv += p[j] * npu::bf16_to_f32(v[j * dh + d]);
-      acc[i * dh + d] = acc[i * dh + d] * alpha + pv;
+      acc[i * dh + d] = npu::mul_split(acc[i * dh + d], alpha) + pv;
     }
     m[i] = m_new;
   }
@@ -167,8 +207,8 @@ extern "C" void npu_attn_update(const npu_bf16 *q, const npu_bf16 *k, const npu_
 extern "C" void npu_attn_finish(const float *l, const float *acc, npu_bf16 *out, int32_t mq,
                                 int32_t dh) {
   for (int32_t i = 0; i < mq; i++) {
-    const float inv_l = 1.0f / l[i];
-    for (int32_t d = 0; d < dh; d++) out[i * dh + d] = npu::bf16_from_f32(acc[i * dh + d] * inv_l);
+    const float inv_l = npu::round_bf16(1.0f / l[i]);
+    for (int32_t d = 0; d < dh; d++) out[i * dh + d] = npu::bf16_from_f32(npu::mul_split(acc[i * dh + d], inv_l));
   }
 }
 

@@ -2,23 +2,21 @@
 //   npu_matmul_zero   acc = 0                                      (once per output tile)
 //   npu_matmul_acc    acc += a . b                                  (once per K tile, in order)
 //   npu_matmul_out    out = bf16(acc [+ bias] [-> GELU] [+ residual])   (once per output tile)
-// The accumulator stays fp32 in L1 across the K loop; the output is rounded once.
-// Tile sizes: NPU_MATMUL_M x NPU_MATMUL_K x NPU_MATMUL_N (npustream/npu/ops/tiles.py).
+// The accumulator stays fp32 in L1 across the K loop; the output is rounded once (the GELU
+// rounds its input to bf16: numerics.gelu). Tile sizes: NPU_MATMUL_M x K x N (npustream/npu/ops/tiles.py).
 
 #include "npu_kernels.h"
 
 #if NPU_AIE
 // ---- AIE2 vector path ----------------------------------------------------------------------
-// aie::mmul<4, 8, 4> bf16 x bf16 -> accfloat (128 MACs per cycle), 2 x 2 output blocks per
-// inner iteration so that each A and B block loaded feeds two MACs, as in mlir-aie's mm.cc.
-// Operands arrive blocked by the DMA (npu_kernels.h): a in 4x8 blocks, b in 8x4 blocks, acc
-// and the epilogue's residual/out in 4x4 blocks. Requires m % 8 == 0, k % 8 == 0, n % 8 == 0.
-// Within one 4x8x4 MAC the hardware sums 8 exact products in its own order before adding to
-// the accumulator; the portable path sums sequentially over k. Both round every fp32 add, so
-// they differ only in that order (within one bf16 ulp of each other after the final rounding).
+// aie::mmul<4, 8, 4> bf16 x bf16 -> accfloat, 2 x 2 output blocks per inner iteration so that
+// each A and B block loaded feeds two MACs (mlir-aie / amd IRON aie2 mm.cc). Operands arrive
+// blocked by the DMA (npu_kernels.h): a in 4x8 blocks, b in 8x4 blocks, acc and the epilogue's
+// residual/out in 4x4 blocks. Requires m % 8 == 0, k % 8 == 0, n % 8 == 0. Within one 4x8x4 MAC
+// the hardware sums 8 exact products in its own order; the portable path sums sequentially.
 
-#include "aie_fp32.h"
 #include "aie_kernel_utils.h"
+#include "npu_aie.h"
 
 using MMUL = aie::mmul<4, 8, 4, bfloat16, bfloat16, accfloat>;
 
@@ -33,9 +31,9 @@ void npu_matmul_acc(const npu_bf16 *a, const npu_bf16 *b, float *acc, int32_t m,
                     int32_t n) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   event0();
-  const int32_t rb = m / 4, kb = k / 8, cb = n / 4;  // block counts
+  const int32_t kb = k / 8, cb = n / 4;  // block counts
   AIE_LOOP_MIN_ITERATION_COUNT(2)
-  for (int32_t z = 0; z < rb; z += 2) {
+  for (int32_t z = 0; z < m / 4; z += 2) {
     float *__restrict c0 = acc + (z * cb) * MMUL::size_C;
     float *__restrict c1 = acc + ((z + 1) * cb) * MMUL::size_C;
     AIE_PREPARE_FOR_PIPELINING
@@ -52,10 +50,10 @@ void npu_matmul_acc(const npu_bf16 *a, const npu_bf16 *b, float *acc, int32_t m,
       AIE_PREPARE_FOR_PIPELINING
       AIE_LOOP_MIN_ITERATION_COUNT(1)
       for (int32_t i = 0; i < kb; i++) {
-        aie::vector<bfloat16, MMUL::size_A> A0 = aie::load_v<MMUL::size_A>(a0);
-        aie::vector<bfloat16, MMUL::size_A> A1 = aie::load_v<MMUL::size_A>(a1);
-        aie::vector<bfloat16, MMUL::size_B> B0 = aie::load_v<MMUL::size_B>(b0);
-        aie::vector<bfloat16, MMUL::size_B> B1 = aie::load_v<MMUL::size_B>(b1);
+        const auto A0 = aie::load_v<MMUL::size_A>(a0);
+        const auto A1 = aie::load_v<MMUL::size_A>(a1);
+        const auto B0 = aie::load_v<MMUL::size_B>(b0);
+        const auto B1 = aie::load_v<MMUL::size_B>(b1);
         a0 += MMUL::size_A;
         a1 += MMUL::size_A;
         b0 += MMUL::size_B * cb;
@@ -87,12 +85,14 @@ void npu_matmul_out(const float *acc, const float *bias, const npu_bf16 *residua
     vf bias_block = aie::zeros<float, 16>();
     if (bias)
       for (int32_t e = 0; e < 16; e++) bias_block[e] = bias[4 * jb + e % 4];
+    AIE_PREPARE_FOR_PIPELINING
     for (int32_t ib = 0; ib < m / 4; ib++) {
       const int32_t at = (ib * cb + jb) * 16;
-      vf x = aie::load_v<16>(acc + at);
-      if (bias) x = add(x, bias_block);
-      if (gelu) x = npu::aie2::gelu(x);
-      if (residual) x = add(x, widen(aie::load_v<16>(residual + at)));
+      af x;
+      x.from_vector(aie::load_v<16>(acc + at));
+      if (bias) x = aie::add(x, bias_block);
+      if (gelu) x = npu::aie2::gelu(narrow(x));
+      if (residual) x = aie::add(x, widen(aie::load_v<16>(residual + at)));
       aie::store_v(out + at, narrow(x));
     }
   }
@@ -129,7 +129,7 @@ void npu_matmul_out(const float *acc, const float *bias, const npu_bf16 *residua
     for (int32_t j = 0; j < n; j++) {
       float x = acc[i * n + j];
       if (bias) x += bias[j];
-      if (gelu) x = npu::gelu_f32(x);
+      if (gelu) x = npu::gelu(x);
       if (residual) x += npu::bf16_to_f32(residual[i * n + j]);
       out[i * n + j] = npu::bf16_from_f32(x);
     }

@@ -27,10 +27,10 @@ using npu_bf16 = uint16_t;
 
 extern "C" {
 
-// --- building blocks (numerics.cc): bf16 storage conversion, the kernels' fp32 exp -------------
+// --- building blocks (numerics.cc): bf16 storage conversion, the kernels' table exp -------------
 void npu_to_bf16(const float *x, npu_bf16 *y, int32_t n);
 void npu_from_bf16(const npu_bf16 *x, float *y, int32_t n);
-void npu_exp_f32(const float *x, float *y, int32_t n);
+void npu_exp_lut(const float *x, float *y, int32_t n);
 
 // --- matmul tile (matmul.cc): out = bf16(residual + gelu(acc + bias)), acc = sum_k a b ---------
 // acc[m][n] = 0

@@ -1,15 +1,17 @@
-// The numeric contract of docs/npu-numerics.md as scalar C++ (npustream/npu/ops/numerics.py is the
-// same contract in numpy). Every kernel's portable path is built from these functions; the AIE
-// vector paths (aie_fp32.h) follow the same steps in the same order on 8/16-lane vectors.
+// The numeric contract of docs/npu-numerics.md as scalar C++ (npustream/npu/ops/numerics.py is
+// the same contract in numpy; both are bit-exact with each other). Every kernel's portable path
+// is built from these functions; the AIE vector paths (npu_aie.h) run the same steps on 16-lane
+// vectors.
 //
-// Plain IEEE fp32 throughout: no FMA contraction (build with -ffp-contract=off), no fast-math.
-// It compiles anywhere, including for the AIE scalar unit, which has no floating-point hardware:
-// Peano lowers scalar fp32 to compiler-rt's IEEE soft-float routines (assumed, not yet verified
-// on hardware), so the per-row scalar steps of the AIE kernels should match this file exactly.
+// The arithmetic is the AIE2 vector unit's: multiplies take bf16 operands (a product of two bf16
+// values is exact in fp32), sums are fp32, per-row scalars are IEEE fp32 (Peano lowers scalar
+// fp32 to compiler-rt's soft-float). No FMA contraction (build with -ffp-contract=off).
 #pragma once
 
 #include <bit>
 #include <cstdint>
+
+#include "npu_luts.h"
 
 #if defined(__AIECC__) || defined(__chess__)
 #define NPU_AIE 1  // Peano (llvm-aie) defines __AIECC__, xchesscc defines __chess__
@@ -37,8 +39,6 @@ inline uint16_t bf16_from_f32(float f) {
 
 inline float round_bf16(float f) { return bf16_to_f32(bf16_from_f32(f)); }
 
-// --- elementary operations ------------------------------------------------------------------
-
 // max as numpy's np.maximum: a NaN in either operand gives NaN.
 inline float max_f32(float a, float b) {
   if (a != a) return a;
@@ -46,134 +46,85 @@ inline float max_f32(float a, float b) {
   return a > b ? a : b;
 }
 
-// 2^n for -126 <= n <= 127, built from the exponent bits (exact).
-inline float pow2i(int32_t n) { return f32_from_bits(uint32_t(n + 127) << 23); }
+// --- the vector unit's sums and products --------------------------------------------------------
 
-// e^x in fp32, the same steps on every target (libm's expf and numpy's SIMD expf differ from
-// each other and between machines; this one does not). n = round(x log2 e) by the 1.5*2^23
-// trick (round to nearest even); r = x - n ln2 with ln2 split in two (n*LN2_HI is exact: 15
-// significant bits times |n| < 256), keeping what the last subtraction dropped (r_err);
-// e^r = 1 + r + r^2 q(r), q the Taylor series to r^5/7! (|r| <= 0.35: truncation 5e-9
-// relative), with 1 + r formed exactly as s + s_err; then scaled by 2^n in two steps (exact,
-// then rounded once, so subnormal results round once). Both compensations are Fast2Sum: for
-// |a| >= |b| the rounding error of a + b is exactly b - ((a + b) - a). Measured on 5e6 uniform
-// x in [-104, 89]: 98.2 % correctly rounded, never more than 1 ulp off (numpy's AVX2 expf: 2).
-inline float exp_f32(float x) {
-  if (x != x) return x;
-  if (x > (float)88.72283935546875) return f32_from_bits(0x7F800000u);  // overflows to inf
-  if (x < (float)-103.97208404541016) return 0.0f;  // below half the smallest subnormal
-  const float kLog2e = (float)1.4426950408889634;
-  const float kLn2Hi = (float)0.693145751953125;
-  const float kLn2Lo = (float)1.4286068203094172e-06;
-  const float kRound = (float)12582912.0;  // 1.5 * 2^23
-  const float n = (x * kLog2e + kRound) - kRound;
-  const float t = x - n * kLn2Hi;  // exact
-  const float u = n * kLn2Lo;
-  const float r = t - u;
-  const float r_err = (t - r) - u;
-  float q = (float)(1.0 / 5040.0);
-  q = q * r + (float)(1.0 / 720.0);
-  q = q * r + (float)(1.0 / 120.0);
-  q = q * r + (float)(1.0 / 24.0);
-  q = q * r + (float)(1.0 / 6.0);
-  q = q * r + 0.5f;
-  const float s = 1.0f + r;
-  const float s_err = (1.0f - s) + r;
-  const float p = s + (s_err + (r_err + (r * r) * q));
-  const int32_t ni = int32_t(n);
-  const int32_t n1 = ni >> 1;  // floor(n/2): both halves stay in the normal exponent range
-  return (p * pow2i(n1)) * pow2i(ni - n1);
-}
+constexpr int32_t kLanes = 16;  // one fp32 accumulator register
 
-// Correctly rounded sqrt (as IEEE sqrtf and np.sqrt) from integer operations only, so the AIE
-// scalar unit, which has no floating-point hardware and no guaranteed libm sqrtf, gets the same
-// bits. x = M 2^E with M in [2^46, 2^48) and E even; r = floor(sqrt(M)) has 24 bits; round up
-// when the remainder exceeds r (a square root is never exactly halfway between two floats).
-inline float sqrt_f32(float x) {
-  const uint32_t u = bits_from_f32(x);
-  if (x != x) return x;
-  if (u & 0x80000000u) return x == 0.0f ? x : f32_from_bits(0x7FC00000u);  // -0 -> -0, <0 -> NaN
-  if (u == 0 || u == 0x7F800000u) return x;                                 // +0, +inf
-  int32_t e = int32_t(u >> 23) - 127;  // x = m 2^(e - 23)
-  uint32_t m = u & 0x007FFFFFu;
-  if (e == -127) {  // subnormal: normalise m to 24 bits
-    e = -126;
-    while (!(m & 0x00800000u)) {
-      m <<= 1;
-      e--;
-    }
-  } else {
-    m |= 0x00800000u;
-  }
-  const bool odd = (e - 46) & 1;
-  uint64_t op = uint64_t(m) << (odd ? 24 : 23);  // in [2^46, 2^48)
-  const int32_t half_e = (e - (odd ? 47 : 46)) / 2;  // exact: the shifted exponent is even
-  uint64_t root = 0;
-  for (uint64_t bit = uint64_t(1) << 46; bit != 0; bit >>= 2) {  // digit-by-digit square root
-    if (op >= root + bit) {
-      op -= root + bit;
-      root = (root >> 1) + bit;
-    } else {
-      root >>= 1;
-    }
-  }
-  if (op > root) root++;  // round to nearest; 2^24 carries into the exponent below
-  return f32_from_bits((uint32_t(half_e + 23 + 127) << 23) + uint32_t(root - 0x00800000u));
-}
-
-// The exact (erf) GELU with erfc from Abramowitz & Stegun 7.1.26, as numerics.gelu_erf:
-// q = Phi(-|x|) computed directly (no cancellation), gelu = x * (x >= 0 ? 1 - q : q).
-// Constants are Python floats rounded to fp32, as np.float32(...) does (hence the casts from
-// double literals, not float literals: decimal -> fp32 and decimal -> fp64 -> fp32 can differ).
-inline float gelu_f32(float x) {
-  const float kP = (float)0.3275911;
-  const float a1 = (float)0.254829592, a2 = (float)-0.284496736, a3 = (float)1.421413741;
-  const float a4 = (float)-1.453152027, a5 = (float)1.061405429;
-  const float kInvSqrt2 = (float)0.70710678118654752;
-  float z = f32_from_bits(bits_from_f32(x) & 0x7FFFFFFFu) * kInvSqrt2;  // |x|
-  float t = 1.0f / (1.0f + kP * z);
-  float poly = t * (a1 + t * (a2 + t * (a3 + t * (a4 + t * a5))));
-  float q = 0.5f * (poly * exp_f32(-(z * z)));
-  float phi = x >= 0.0f ? 1.0f - q : q;
-  return x * phi;
-}
-
-// --- the reduction order ----------------------------------------------------------------------
-
-// Sum of n fp32 values in the contract's order, which is numpy's pairwise order (so the
-// emulator's vectorised np.sum and the kernels agree bit for bit):
-//   n < 8:       sequential from 0
-//   8..128:      8 interleaved partial sums r[j] += x[i + j] over whole groups of 8,
-//                ((r0+r1)+(r2+r3)) + ((r4+r5)+(r6+r7)), then the remainder sequentially
-//   n > 128:     split at h = n/2 rounded down to a multiple of 8; sum(first h) + sum(rest)
-// The 8 partial sums are the 8 fp32 lanes of a vector accumulator on the AIE.
-// `at(i)` returns element i as fp32.
+// Sum of n values in lane order: 16 partial sums over consecutive chunks of 16 (a ragged end
+// padded with +0), then halves added to halves. `at(i)` returns element i as fp32.
 template <typename At>
-float pairwise_sum(At at, int32_t first, int32_t n) {
-  if (n < 8) {
-    float s = 0.0f;
-    for (int32_t i = 0; i < n; i++) s += at(first + i);
-    return s;
-  }
-  if (n <= 128) {
-    float r[8];
-    for (int32_t j = 0; j < 8; j++) r[j] = at(first + j);
-    int32_t i = 8;
-    for (; i < n - n % 8; i += 8)
-      for (int32_t j = 0; j < 8; j++) r[j] += at(first + i + j);
-    float s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-    for (; i < n; i++) s += at(first + i);
-    return s;
-  }
-  int32_t h = n / 2;
-  h -= h % 8;
-  return pairwise_sum(at, first, h) + pairwise_sum(at, first + h, n - h);
+float lane_sum(At at, int32_t n) {
+  float acc[kLanes];
+  for (int32_t l = 0; l < kLanes; l++) acc[l] = l < n ? at(l) : 0.0f;
+  for (int32_t c = kLanes; c < n; c += kLanes)
+    for (int32_t l = 0; l < kLanes; l++) acc[l] += c + l < n ? at(c + l) : 0.0f;
+  for (int32_t half = kLanes / 2; half >= 1; half /= 2)
+    for (int32_t l = 0; l < half; l++) acc[l] = acc[l] + acc[l + half];
+  return acc[0];
 }
 
-// A row sum as np.sum(..., axis=-1) returns it: the reduction starts from the identity 0.
-template <typename At>
-float row_sum(At at, int32_t n) {
-  return 0.0f + pairwise_sum(at, 0, n);
+// fp32 a times the bf16 value b: a = hi + lo in two bf16 pieces, two exact products, one rounding.
+inline float mul_split(float a, float b) {
+  const float hi = round_bf16(a);
+  const float lo = round_bf16(a - hi);
+  return hi * b + lo * b;
+}
+
+// --- exp: bf16 -> Q8.8 -> two 256-entry bf16 tables (mlir-aie's lut_based_ops scheme) ------------
+
+constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: (v + kRound) - kRound rounds to an integer, RNE
+
+// bf16(x) in Q8.8, round to nearest even, saturating to int16 (NaN and -inf to -32768).
+inline int32_t q88(float x) {
+  float v = round_bf16(x) * 256.0f;
+  if (!(v >= -32768.0f)) v = -32768.0f;
+  if (v > 32767.0f) v = 32767.0f;
+  int32_t q = int32_t((v + kRound) - kRound);
+  return q > 32767 ? 32767 : q;
+}
+
+// e^x: ILUT[integer byte] * FLUT[fraction byte], the product of two bf16 values (exact in fp32).
+inline float exp_lut(float x) {
+  const int32_t q = q88(x);
+  return bf16_to_f32(kExpIlut[(q >> 8) & 255]) * bf16_to_f32(kExpFlut[q & 255]);
+}
+
+// --- GELU: x * Phi(x), Phi on 192 linear segments of 1/16 from -6 (npu_luts.h) ------------------
+
+constexpr int32_t kPhiSegments = 192, kPhiPerUnit = 16;
+
+// Phi(t) for bf16 t: base + slope * (t - a) in fp32, a = floor(16t) / 16 (t - a is exact), the
+// segment clamped to the table (the outer segments are flat).
+inline float phi_pwl(float t) {
+  t = round_bf16(t);
+  if (t < -6.0f) t = -6.0f;
+  if (t > 6.0f) t = 6.0f;
+  float f = t * float(kPhiPerUnit);
+  if (f != f) f = 0.0f;
+  int32_t seg;
+  if (f >= float(kPhiSegments / 2 - 1)) {
+    seg = kPhiSegments / 2 - 1;
+  } else {  // floor, -96 <= f < 95
+    seg = int32_t(f);
+    if (float(seg) > f) seg -= 1;
+  }
+  const int32_t i = seg + kPhiSegments / 2;
+  const float start = float(seg) / float(kPhiPerUnit);
+  return f32_from_bits(kPhiBase[i]) + bf16_to_f32(kPhiSlope[i]) * (t - start);
+}
+
+// gelu(x) = mul_split(Phi(xb), xb), xb = bf16(x).
+inline float gelu(float x) {
+  const float xb = round_bf16(x);
+  return mul_split(phi_pwl(xb), xb);
+}
+
+// --- rsqrt: the 0x5f3759df estimate and one Newton step (amd IRON's aie2_math.h) ---------------
+
+inline float rsqrt(float v) {
+  const float half = v * 0.5f;
+  const float y = f32_from_bits(0x5F3759DFu - (bits_from_f32(v) >> 1));
+  return y * (1.5f - ((half * y) * y));
 }
 
 }  // namespace npu

@@ -1,8 +1,17 @@
 """Build the per-column NPU design for a plan: kernels and glue with Peano, one MLIR module per
 XRT run resolved by IRON (encoder_column.py: the same device, that run's runtime sequence), the
-xclbin and the instruction streams with aiecc.py, then manifest.json, the file the `npu` engine
-loads a build by.
+xclbin (once, from the first module) and each run's instruction stream with aiecc, then
+manifest.json, the file the `npu` engine loads a build by.
 README.md has the pinned toolchain and how to install it.
+
+aiecc is the 2026 C++ driver (tools/aiecc/CommandLineOptions.h, AIECC_CLI below): outputs chosen
+with --get-<name>, Peano the default compiler (no --no-xchesscc / --no-xbridge: Chess only with
+--xchesscc). Only the first run compiles the cores (--get-xclbin); the others ask for their
+instruction stream alone, which needs no core compile. Every run writes its buffer addresses
+(--get-input-with-addresses) and the build refuses modules whose allocation differs from the
+first's: the instruction streams address the xclbin's buffers. One module per plan with one
+runtime sequence per run (aiecc --sequence-name) needs several sequences in one IRON Program,
+which the IRON read (python/iron/runtime/runtime.py) does not offer.
 
     python -m mlir.build [--plan pipeline|split] [--preset phoenix] [--model DIR] [--out DIR]
                          [--kernels-only] [--mlir-only]
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,7 +37,11 @@ REPO = Path(__file__).resolve().parents[1]
 # dialect-level dma_configure_task / bds / dma_bd(iteration=) / use_lock / dma_start_task /
 # dma_await_task). No release was established to contain them all.
 MLIR_AIE_VERSION = "commit 4fb79094fca70c8517a45aab65843d5de3a57563 (main, 2026; no release confirmed)"
-KERNELS = ("matmul.cc", "layernorm.cc", "attention.cc", "gelu.cc", "numerics.cc")
+# The aiecc command line as read in Xilinx/mlir-aie tools/aiecc/CommandLineOptions.h at
+# 08c791150ea62803920cd79f4c0360e7512dc59a and tools/aiecc/README.md at 089e22763c79 (both 2026;
+# neither is stored at MLIR_AIE_VERSION, so that the two agree is unverified).
+AIECC_CLI = "tools/aiecc/CommandLineOptions.h at 08c791150ea6 (2026 C++ aiecc)"
+XCLBIN = "encoder_column.xclbin"
 
 
 def fail(message: str) -> None:
@@ -58,8 +72,15 @@ def toolchain() -> tuple[Path, Path]:
         fail(
             "PEANO_INSTALL_DIR does not point at an llvm-aie (Peano) install with bin/clang++: mlir/README.md"
         )
-    if shutil.which("aiecc.py") is None:
-        fail("aiecc.py is not on PATH (it comes with the mlir-aie wheel): mlir/README.md")
+    if shutil.which("aiecc") is None:
+        older = (
+            " (only aiecc.py, the older Python driver with another command line)"
+            if shutil.which("aiecc.py")
+            else ""
+        )
+        fail(
+            f"aiecc is not on PATH{older}: this build speaks the 2026 C++ aiecc ({AIECC_CLI}): mlir/README.md"
+        )
     return peano, mlir_aie
 
 
@@ -90,7 +111,9 @@ def build_kernels(out: Path, peano: Path, mlir_aie: Path) -> Path:
         f"-I{mlir_aie / 'aie_kernels'}",
     ]
     objects = []
-    for source in [REPO / "kernels" / name for name in KERNELS] + [Path(__file__).parent / "column_glue.cc"]:
+    from npustream.npu.ops.kernel_costs import LINKED  # the kernels the glue calls: what a core links
+
+    for source in [REPO / "kernels" / name for name in LINKED] + [Path(__file__).parent / "column_glue.cc"]:
         obj = out / (source.stem + ".o")
         run([str(peano / "bin" / "clang++"), *flags, "-c", str(source), "-o", str(obj)], out)
         objects.append(str(obj))
@@ -123,6 +146,39 @@ def write_modules(out: Path, plan, weights) -> list[list[str]]:
             )
         names.append(column_names)
     return names
+
+
+def aiecc_commands(names: list[str], peano: Path) -> list[list[str]]:
+    """The aiecc command of each run's module (AIECC_CLI): the first also builds the xclbin (and so
+    compiles the cores); every one writes its instruction stream and its buffer addresses into
+    runs/<name>/."""
+    commands = []
+    for name in names:
+        xclbin = ["--get-xclbin", f"--xclbin-name={XCLBIN}"] if name == names[0] else []
+        commands.append(
+            [
+                "aiecc",
+                f"--peano={peano}",
+                f"--output-dir=runs/{name}",
+                *xclbin,
+                "--get-npu-insts",
+                "--npu-insts-name=insts.bin",
+                "--get-input-with-addresses",
+                f"{name}.mlir",
+            ]
+        )
+    return commands
+
+
+def buffer_addresses(mlir: str) -> dict[str, int]:
+    """sym_name -> address of every aie.buffer in aiecc's input_with_addresses.mlir."""
+    out = {}
+    for line in mlir.splitlines():
+        if "aie.buffer(" in line:
+            name, address = re.search(r'sym_name = "([^"]+)"', line), re.search(r"address = (\d+)", line)
+            if name and address:
+                out[name.group(1)] = int(address.group(1))
+    return out
 
 
 def main() -> int:
@@ -158,35 +214,21 @@ def main() -> int:
     if args.kernels_only:
         return 0
     names = write_modules(out, plan, weights)
-    (out / "insts").mkdir(exist_ok=True)
-    for column_names in names:
-        for name in column_names:
-            # every module has the same device: the first one's xclbin serves every run
-            xclbin = (
-                ["--aie-generate-xclbin", "--xclbin-name=encoder_column.xclbin"]
-                if name == names[0][0]
-                else []
-            )
-            run(
-                [
-                    "aiecc.py",
-                    "--no-xchesscc",
-                    "--no-xbridge",
-                    f"--peano={peano}",
-                    *xclbin,
-                    "--aie-generate-npu-insts",
-                    f"--npu-insts-name=insts/{name}.bin",
-                    f"{name}.mlir",
-                ],
-                out,
-            )
-    toolchain_info = {"mlir_aie": MLIR_AIE_VERSION, "peano": str(peano)}
+    flat = [name for column_names in names for name in column_names]
+    for command in aiecc_commands(flat, peano):
+        run(command, out)
+    first = buffer_addresses((out / "runs" / flat[0] / "input_with_addresses.mlir").read_text())
+    for name in flat[1:]:
+        if buffer_addresses((out / "runs" / name / "input_with_addresses.mlir").read_text()) != first:
+            fail(f"run {name}'s buffers are not where {flat[0]}'s are: its instructions miss the xclbin's")
+    version = subprocess.run(["aiecc", "--aie-version"], capture_output=True, text=True, check=False).stdout
+    toolchain_info = {"mlir_aie": MLIR_AIE_VERSION, "aiecc": version.strip(), "peano": str(peano)}
     path = write_manifest(
         out,
         plan,
         weights,
-        xclbin="encoder_column.xclbin",
-        insts=[[f"insts/{n}.bin" for n in column_names] for column_names in names],
+        xclbin=f"runs/{flat[0]}/{XCLBIN}",
+        insts=[[f"runs/{n}/insts.bin" for n in column_names] for column_names in names],
         toolchain=toolchain_info,
     )
     print(f"wrote {path}")

@@ -168,7 +168,9 @@ def _flows(column: Column) -> None:
 
 
 def _core_dma(column: Column, c: int, sizes: dict[str, int]) -> TileDma:
-    """The static ping-pong: object after object into (out of) the FIFO's two halves, forever."""
+    """The static ping-pong: object after object into (out of) the FIFO's two halves, forever.
+    Each Bd names its successor (the other half): IRON's default `Bd.next` changed between
+    versions ("self", a Bd looping on itself, then None, following the channel)."""
     channels = []
     for fifo in cp.FIFOS:
         inbound = fifo in cd.CORE_S2MM
@@ -182,6 +184,7 @@ def _core_dma(column: Column, c: int, sizes: dict[str, int]) -> TileDma:
                 length=n,
                 acquires=[Acquire(take, value=1)],
                 releases=[Release(give, value=1)],
+                next=(slot + 1) % cd.FIFO_SLOTS,
             )
             for slot in range(cd.FIFO_SLOTS)
         ]

@@ -9,7 +9,9 @@ the bodies are built, so a Kernel or Buffer reached any other way would be unres
 
 A core keeps, per FIFO, an acquire and a release count in a small buffer (L1 is not cleared);
 the object a Held argument names is (release count + k) mod 2 of the FIFO's two objects.
-`If(flag, then, orelse)` is two loops of `flag` and `1 - flag` trips: the descriptor's flags
+`If(flag, then, orelse)` is two loops: `range_(flag)` and `range_(flag, 1)` (1 - flag trips) -- no
+arithmetic on the loaded flag: mlir-aie's `__rsub__` does not swap its operands, so `1 - flag`
+would build `flag - 1` and the `orelse` loop would never run (issue 14). The descriptor's flags
 are 0 or 1 (column_matmul / column_attention / column_layernorm write them so).
 """
 
@@ -50,8 +52,13 @@ class Core:
     kernels: dict  # glue entry point -> Kernel
 
 
+def core_constants(plan) -> dict[str, int]:
+    """The design constants a core program Const names."""
+    return {"nk": plan.tiles.attn_kv_rows, "r_out": layernorm_rows(plan.dims, plan.tiles)[1]}
+
+
 def core_body(plan):
-    constants = {"nk": plan.tiles.attn_kv_rows, "r_out": layernorm_rows(plan.dims, plan.tiles)[1]}
+    constants = core_constants(plan)
 
     def body(go, fifo_locks, fifos, scratch, descriptor, counters, kernels):
         core = Core(
@@ -113,7 +120,7 @@ class CoreProgram:
                 for _ in range_(flag):
                     self.nodes(node.then)
                 if node.orelse:
-                    for _ in range_(1 - flag):
+                    for _ in range_(flag, 1):
                         self.nodes(node.orelse)
             elif isinstance(node, cp.Call):
                 self.call(node)

@@ -261,3 +261,29 @@ def test_build_writes_one_module_per_run(iron, tmp_path):
     assert text.startswith(
         "// npustream's iron_double record, NOT MLIR"
     )  # the double stands in for MLIR here
+
+
+def test_aiecc_commands_follow_the_2026_command_line(tmp_path):
+    """tools/aiecc/CommandLineOptions.h (build.AIECC_CLI): outputs by --get-<name>, Peano the
+    default (no --no-xchesscc / --no-xbridge / --aie-generate-*, which that aiecc rejects as
+    unknown options); the cores compiled once, for the first run's xclbin."""
+    build = importlib.import_module("mlir.build")
+    commands = build.aiecc_commands(["c0_r000", "c0_r001", "c1_r000"], tmp_path)
+    selectors = {"--get-xclbin", "--get-npu-insts", "--get-input-with-addresses"}
+    for i, command in enumerate(commands):
+        assert command[0] == "aiecc" and command[-1].endswith(".mlir")
+        flags = {arg.split("=")[0] for arg in command[1:-1]}
+        assert flags <= selectors | {"--peano", "--output-dir", "--xclbin-name", "--npu-insts-name"}
+        assert ("--get-xclbin" in flags) == (i == 0)
+        assert f"--output-dir=runs/{command[-1][:-5]}" in command
+    assert not any("generate" in arg or "xchesscc" in arg or "xbridge" in arg for c in commands for arg in c)
+
+
+def test_buffer_addresses_are_compared_across_modules():
+    build = importlib.import_module("mlir.build")
+    text = (
+        '    %in0_c0 = aie.buffer(%tile_0_2) {address = 1024 : i32, sym_name = "in0_c0"} : memref<4096xi32>\n'
+        '    %ring = aie.buffer(%tile_0_1) {address = 0 : i32, sym_name = "ring"} : memref<131072xi32>\n'
+    )
+    assert build.buffer_addresses(text) == {"in0_c0": 1024, "ring": 0}
+    assert build.buffer_addresses(text.replace("1024", "2048")) != build.buffer_addresses(text)

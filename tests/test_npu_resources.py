@@ -31,15 +31,17 @@ def test_shipped_plans_fit_phoenix(dims, kind):
 def test_design_accounting_by_hand():
     # per core: in0 2 x 8 KiB (A tile 64 x 64 bf16), in1 2 x (32 x 64 bf16 + 32 fp32 bias),
     # out 2 x 4 KiB, scratch 2 fp32 accumulators and bias slices, the attention kernel's
-    # 32 x 32 fp32 scores, bf16 P and 32 fp32 alpha, the LayerNorm kernel's 1280 fp32 row,
-    # 128 B of descriptor and FIFO counters, 1 KiB of stack
+    # 32 x 32 fp32 scores, bf16 P, 32 x 64 bf16 k^T and 32 bf16 alpha, the exp tables (2 x 256
+    # bf16, twice) and the Phi tables (192 bf16 + 192 fp32, twice), 128 B of descriptor and FIFO
+    # counters, 1 KiB of stack
     l1 = (
         2 * 8192
         + 2 * 4224
         + 2 * 4096
         + (2 * 64 * 32 * 4 + 2 * 32 * 4)
-        + (4096 + 2048 + 128)
-        + 5120
+        + (4096 + 2048 + 4096 + 64)
+        + 2 * 2 * 512
+        + 2 * (192 * 2 + 192 * 4)
         + 128
         + 1024
     )

@@ -98,11 +98,12 @@ def report(
     """The JSON object `plan --json` prints (also used by the benchmark). The plan is the one the
     engine builds (chosen with phoenix.md's parameters); its figures are predicted with the calibrated
     parameters, each beside the uncalibrated model's ("uncalibrated")."""
+    from npustream.npu.ops.kernel_costs import per_call_table
     from npustream.npu.ops.params import FITTED
     from npustream.npu.ops.params import preset as npu_preset
     from npustream.npu.plan.plans import recost
     from npustream.npu.predict import calibration
-    from npustream.npu.predict.resources import check_plan
+    from npustream.npu.predict.resources import check_plan, core_program_memory
     from npustream.npu.predict.scheduler import choose
     from npustream.npu.predict.simulate import issue_break_evens, predict
     from npustream.npu.program.runs import issue_counts
@@ -176,6 +177,10 @@ def report(
         },
         "columns": columns,
         "resource_check": resources.as_dict(),
+        # the kernels' compute and program size, counted from kernels/ (npu/ops/kernel_costs.py):
+        # predictions of the code as written, not measurements
+        "kernel_cycles_per_call": per_call_table(plan.tiles, plan.dims),
+        "program_memory_per_core": {**core_program_memory(), "limit": plan.params.program_bytes},
     }
     return obj, one, stream
 
@@ -252,6 +257,14 @@ def _print_text(obj: dict, out=sys.stdout) -> None:
     for target in TARGETS:
         us = obj["predicted_issue_op_break_even_us"][target.name]
         print(f"  {target.break_even_text(None if us is None else us * 1e-6)}", file=out)
+    calls = ", ".join(f"{row} {cycles}" for row, cycles in obj["kernel_cycles_per_call"].items())
+    print(f"  kernel cycles per call (counted from kernels/): {calls}", file=out)
+    program = obj["program_memory_per_core"]
+    print(
+        f"  program memory per core (estimated from kernels/): {program['total']} of "
+        f"{program['limit']} bytes",
+        file=out,
+    )
     check = obj["resource_check"]
     print("  resource check: " + ("ok" if check["ok"] else "FAILED"), file=out)
     for v in check["violations"]:

@@ -42,7 +42,7 @@ _i32, _f32 = ctypes.c_int32, ctypes.c_float
 _SIGNATURES = {
     "npu_to_bf16": (_f32p, _u16p, _i32),
     "npu_from_bf16": (_u16p, _f32p, _i32),
-    "npu_exp_f32": (_f32p, _f32p, _i32),
+    "npu_exp_lut": (_f32p, _f32p, _i32),
     "npu_matmul_zero": (_f32p, _i32, _i32),
     "npu_matmul_acc": (_u16p, _u16p, _f32p, _i32, _i32, _i32),
     "npu_matmul_out": (_f32p, _opt, _opt, _i32, _u16p, _i32, _i32),
@@ -156,11 +156,11 @@ def bf16_round(x: np.ndarray) -> np.ndarray:
     return from_bf16_bits(to_bf16_bits(x))
 
 
-def exp_f32(x: np.ndarray) -> np.ndarray:
-    """The kernels' fp32 e^x (npu_numerics.h: the same steps on every target)."""
+def exp_lut(x: np.ndarray) -> np.ndarray:
+    """The kernels' table exp (npu_numerics.h), fp32 results."""
     x = np.ascontiguousarray(x, np.float32)
     out = np.empty_like(x)
-    library().npu_exp_f32(x.ravel(), out.reshape(-1), x.size)
+    library().npu_exp_lut(x.ravel(), out.reshape(-1), x.size)
     return out
 
 

@@ -23,8 +23,10 @@ from npustream.npu.ops.tiles import DEFAULT_TILES, Tiles, check_l1, n_tiles, pad
 
 BF16, F32 = 2, 4
 
-# Vector-unit work per element of numerics.gelu_erf: abs, |x|/sqrt2, p*z, 1+, Horner (4 mul-add
-# pairs and the leading t*), z*z, negate, poly*exp, *0.5, 1-q, compare, select, x*phi.
+# Element counts of the ops' work, for op kinds the custom kernels do not run (the timing model
+# takes the custom kernels' cycles from their code: ops/kernel_costs.py). GELU as the A&S erf
+# form once computed it: abs, |x|/sqrt2, p*z, 1+, Horner (4 mul-add pairs and the leading t*),
+# z*z, negate, poly*exp, *0.5, 1-q, compare, select, x*phi.
 GELU_VECTOR_OPS = 20
 GELU_TRANSCENDENTALS = 2  # the reciprocal 1/(1+p*z) and exp(-z*z)
 # LayerNorm per element: sum, subtract mean, square, sum, *rstd, *gamma, +beta, round.
@@ -48,6 +50,7 @@ class NpuOp:
     heads: int = 1  # independent heads (attention), for the split plan
     inputs: tuple[str, ...] = ()  # names of the activations read (op names, or "mel")
     gelu: bool = False  # matmul/conv with GELU fused into the epilogue
+    residual: bool = False  # matmul/conv with a residual added in the epilogue
 
 
 def _matmul(
@@ -92,6 +95,7 @@ def _matmul(
         rows=rows,
         inputs=inputs,
         gelu=gelu,
+        residual=residual is not None,
     )
 
 

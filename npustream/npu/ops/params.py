@@ -49,6 +49,7 @@ class NpuParams:
     ddr_bytes_per_s: float = 40e9  # shared by the whole array (assumption, LPDDR5 NPU share)
     # --- memories and descriptors (AIETargetModel.h) ---
     l1_bytes: int = 64 * KIB  # compute tile data memory
+    program_bytes: int = 16 * KIB  # compute tile program memory (phoenix.md)
     memtile_bytes: int = 512 * KIB
     core_program_bytes: int = 16 * KIB
     tile_bds: int = 16  # buffer descriptors per compute tile

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from npustream.errors import ConfigError
 from npustream.model.dims import WhisperDims
+from npustream.npu.ops import numerics
 
 L1_BYTES = 64 * 1024  # compute tile data memory (AIETargetModel.h)
 BF16 = 2
@@ -51,12 +52,12 @@ def l1_footprints(tiles: Tiles, dims: WhisperDims) -> dict[str, int]:
         + 2 * m * n * BF16  # residual tile, double-buffered
         + m * n * F32  # fp32 accumulator, resident across the K loop
         + 2 * m * n * BF16  # output tile, double-buffered
+        + numerics.PHI_LUT_BYTES  # the GELU's Phi table
     )
     r = t.layernorm_rows
     layernorm = (
         2 * r * d * BF16  # input rows
         + 2 * d * F32  # gamma and beta, resident
-        + d * F32  # one row in fp32 (the centred values between the two passes)
         + 2 * r * d * BF16  # output rows
     )
     mq, nk = t.attn_q_rows, t.attn_kv_rows
@@ -66,8 +67,11 @@ def l1_footprints(tiles: Tiles, dims: WhisperDims) -> dict[str, int]:
         + 2 * nk * dh * BF16  # value tile
         + mq * nk * F32  # scores
         + mq * nk * BF16  # probabilities P (bf16, the P.V matmul operand)
+        + nk * dh * BF16  # k^T in the mmul B layout, transposed once per call
         + mq * dh * F32  # running P.V accumulator
-        + 3 * mq * F32  # running max m, sum l, and this tile's rescale alpha
+        + 2 * mq * F32  # running max m and sum l
+        + mq * BF16  # this tile's rescale alpha (bf16)
+        + numerics.EXP_LUT_BYTES  # the exp tables
         + 2 * mq * dh * BF16  # output tile
     )
     gelu = 2 * t.gelu_elems * BF16 + 2 * t.gelu_elems * BF16  # input and output, double-buffered

@@ -4,8 +4,11 @@ measured: every number this module produces is a model's estimate from params.Np
 A column is a shim tile (DDR <-> array), a mem tile (512 KiB L2) and 4 compute tiles; the bytes
 each moves are those of the dataflows in npu/plan/design.py (its docstring has them).
 
-    compute   = (MACs / (128 x efficiency) + vector elems / 32 + transcendentals / 8) / clock,
-                for the busiest compute tile's share of the op's counted work (graph.NpuOp)
+    compute   = (mmul cycles / efficiency + the kernels' other cycles) / clock, for the busiest
+                compute tile's share of the op: the cycles of the kernel calls the op makes, counted
+                from kernels/ (ops/kernel_costs.py; efficiency: the MAC pipeline's achieved share);
+                an op kind the custom kernels do not run falls back to (MACs / (128 x efficiency)
+                + vector elems / 32 + transcendentals / 8) / clock over graph.NpuOp's counts
     transfer  = the slowest of three DMA limits, each bytes / rate:
                   L1:   into / out of the busiest compute tile, 2 in + 2 out channels x 4 B/cycle
                   shim: DDR -> column, 2 in + 2 out channels x 4 B/cycle
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 
 from npustream.model.dims import WhisperDims
 from npustream.npu.ops.graph import NpuOp
+from npustream.npu.ops.kernel_costs import op_cycles
 from npustream.npu.ops.params import NpuParams
 from npustream.npu.ops.tiles import Tiles, n_tiles, padded
 from npustream.npu.plan.design import (
@@ -206,12 +210,8 @@ def op_cost(
     """Predicted cost of `share` of `op` on one column while `active_columns` share DDR;
     `dispatch`: the share is an XRT run of its own (else part of a longer run)."""
     tr = traffic(op, share, dims, tiles, params)
-    clock, channel = params.clock_hz, params.channel_bytes_per_s
-    compute = tr.tile_share * (
-        op.macs / params.tile_macs_per_s
-        + op.vector_elems / (params.vector_lanes * clock)
-        + op.transcendental_elems / (params.transcendental_per_cycle * clock)
-    )
+    channel = params.channel_bytes_per_s
+    compute = tr.tile_share * op_compute_s(op, dims, tiles, params)
     ddr_rate = params.ddr_bytes_per_s / active_columns
     stream_in = tr.ddr_in - tr.setup_in
     limits = {
@@ -234,14 +234,20 @@ def op_cost(
     )
 
 
-def array_compute_bound_s(ops: list[NpuOp], params: NpuParams) -> float:
-    """All ops' counted work spread perfectly over every compute tile: no transfer, no dispatch,
-    no imbalance. The floor any plan is compared against."""
+def op_compute_s(op: NpuOp, dims: WhisperDims, tiles: Tiles, params: NpuParams) -> float:
+    """Seconds of the whole op's compute on one tile (module docstring)."""
+    cycles = op_cycles(op, dims, tiles)
     clock = params.clock_hz
-    work = sum(
+    if cycles is not None:
+        return (cycles.mmul / params.matmul_efficiency + cycles.total - cycles.mmul) / clock
+    return (
         op.macs / params.tile_macs_per_s
         + op.vector_elems / (params.vector_lanes * clock)
         + op.transcendental_elems / (params.transcendental_per_cycle * clock)
-        for op in ops
     )
-    return work / params.compute_tiles
+
+
+def array_compute_bound_s(ops: list[NpuOp], params: NpuParams, dims: WhisperDims, tiles: Tiles) -> float:
+    """All ops' counted work spread perfectly over every compute tile: no transfer, no dispatch,
+    no imbalance. The floor any plan is compared against."""
+    return sum(op_compute_s(op, dims, tiles, params) for op in ops) / params.compute_tiles

@@ -46,6 +46,7 @@ import numpy as np
 
 from npustream.errors import ConfigError
 from npustream.model.dims import WhisperDims
+from npustream.npu.ops import numerics
 from npustream.npu.ops.graph import NpuOp
 from npustream.npu.ops.params import NpuParams
 from npustream.npu.ops.tiles import Tiles, n_tiles, padded
@@ -53,7 +54,7 @@ from npustream.npu.ops.weights import matmul_shape
 
 BF16, F32 = 2, 4
 STACK_BYTES = 1024  # mlir-aie's default core stack
-LAYERNORM_MAX_D = 1280  # kernels/layernorm.cc sizes its static row buffer for Whisper large
+ATTN_MAX_D_HEAD = 64  # kernels/attention.cc sizes its static k^T buffer for d_head 64 (every Whisper)
 GRID = (2, 2)  # row streams x column halves: the 4 compute tiles of a column
 BLOCK_ROW_TILES = 2  # row tiles per matmul output block (one per row stream)
 BLOCK_COL_TILES = 4  # column tiles per block (two per core: its two accumulators)
@@ -71,7 +72,7 @@ class CoreBuffers:
     in1: int  # object of the broadcast: weight tile + bias slice | query tile | gamma | beta
     out: int  # object of the output FIFO: output tile | attention tile | LayerNorm rows
     scratch: int  # two matmul accumulators and bias slices | the attention state and query tile
-    statics: int  # the kernels' static arrays (attention scores, P, alpha; LayerNorm's row)
+    statics: int  # the kernels' static arrays (attention scores, P, k^T, alpha; the exp and Phi tables)
     state: int = STATE_BYTES
     stack: int = STACK_BYTES
     depth: int = FIFO_SLOTS
@@ -96,7 +97,13 @@ def core_buffers(dims: WhisperDims, tiles: Tiles) -> CoreBuffers:
         in1=max(weight_object_bytes(tiles), mq * dh * BF16, d * F32),
         out=max(m * n * BF16, mq * dh * BF16, d * BF16),
         scratch=max(2 * m * n * F32 + 2 * n * F32, (2 * mq + mq * dh) * F32 + mq * dh * BF16),
-        statics=mq * nk * F32 + mq * nk * BF16 + mq * F32 + LAYERNORM_MAX_D * F32,
+        # attention's scores, P, k^T and per-row bf16 scale; the exp and Phi tables (npu_aie.h)
+        statics=mq * nk * F32
+        + mq * nk * BF16
+        + nk * ATTN_MAX_D_HEAD * BF16
+        + mq * BF16
+        + numerics.EXP_LUT_BYTES
+        + numerics.PHI_LUT_BYTES,
     )
 
 

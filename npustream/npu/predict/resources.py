@@ -1,5 +1,8 @@
 """Check plans and the column design against Phoenix's limits (params.NpuParams):
 
+- program memory (16 KiB per compute tile): every core links every kernel the glue calls, the
+  glue and the core program; ops/kernel_costs.program_memory estimates the bytes (counted from
+  the kernels' source; an estimate until a linked core ELF says otherwise)
 - L1 (64 KiB per compute tile): the core's FIFO objects times their depth (double buffers), its
   scratch, the kernels' static arrays, the descriptor and FIFO counters, the stack; and each
   kernel's own footprint (tiles.l1_footprints)
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 
 from npustream.errors import ConfigError
 from npustream.model.dims import WhisperDims
+from npustream.npu.ops.kernel_costs import program_memory
 from npustream.npu.ops.params import NpuParams
 from npustream.npu.ops.tiles import Tiles, l1_footprints
 from npustream.npu.plan.design import (
@@ -41,7 +45,7 @@ from npustream.npu.program import core as core_program
 
 @dataclass(frozen=True)
 class Violation:
-    resource: str  # "L1", "mem tile", "DMA channels", "BDs", "locks", "contexts", "columns"
+    resource: str  # "L1", "program memory", "mem tile", "DMA channels", "BDs", "locks", "contexts", "columns"
     where: str  # the tile, buffer or op concerned
     used: int
     limit: int
@@ -99,18 +103,42 @@ def design_usage(dims: WhisperDims, tiles: Tiles) -> dict[str, int]:
     }
 
 
+def core_program_nodes(nodes=None) -> int:
+    """Nodes of the core program (every lock use, loop, branch and call), what its code grows with."""
+    count = 0
+    for node in core_program.PHASE if nodes is None else nodes:
+        count += 1
+        if isinstance(node, core_program.Loop):
+            count += core_program_nodes(node.body)
+        elif isinstance(node, core_program.If):
+            count += core_program_nodes(node.then) + core_program_nodes(node.orelse)
+    return count
+
+
+def core_program_memory() -> dict[str, int]:
+    """Estimated program bytes of one core, by part (ops/kernel_costs.program_memory)."""
+    return program_memory(core_program_nodes())
+
+
 def check_design(
     dims: WhisperDims, tiles: Tiles, params: NpuParams, report: ResourceReport | None = None
 ) -> ResourceReport:
     report = report or ResourceReport()
     use = design_usage(dims, tiles)
     report.need("compute tiles", "column design (a 2 x 2 grid of cores)", 4, params.tiles_per_column)
+    program = core_program_memory()["total"]
     for core in range(params.tiles_per_column):
         report.need(
             "L1",
             f"core{core} (FIFO objects x depth + scratch + kernel statics + state + stack)",
             use["core_l1"],
             params.l1_bytes,
+        )
+        report.need(
+            "program memory",
+            f"core{core} (kernels + glue + core program, estimated from the source)",
+            program,
+            params.program_bytes,
         )
     report.need(
         "mem tile",

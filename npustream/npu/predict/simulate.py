@@ -217,7 +217,7 @@ def predict(
     prediction = Prediction(
         latency_s=one.latency_s,
         period_s=period,
-        compute_bound_s=array_compute_bound_s(list(plan.ops), plan.params),
+        compute_bound_s=array_compute_bound_s(list(plan.ops), plan.params, plan.dims, plan.tiles),
         hidden_transfer_share=(transfer - exposed) / transfer if transfer else 1.0,
         transfer_s=transfer,
         exposed_transfer_s=exposed,

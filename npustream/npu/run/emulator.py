@@ -85,19 +85,18 @@ def _layernorm(op: NpuOp, acts: dict[str, np.ndarray], w: NpuWeights, rows: slic
 
 
 def flash_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, kv_rows: int) -> np.ndarray:
-    """The attention kernel's result for q[h, r, dh] against k, v[h, t, dh], all tiles at once.
+    """The attention kernel's result for q[h, r, dh] against k, v[h, t, dh], all key tiles at once.
 
     The kernel folds key/value tiles j = 0, 1, ... into a running state (numerics.attn_update).
-    The same quantities, vectorised over tiles:
-      m_j   = max(m_{j-1}, rowmax s_j)                 a cumulative max: exact, identical
-      p_j   = bf16(exp(s_j - m_j))                     identical
-      alpha_j = exp(m_{j-1} - m_j)                     identical
-      l_j   = l_{j-1} * alpha_j + rowsum p_j           the same recurrence, in the same order
-      acc_J = sum_j (alpha_{j+1} ... alpha_J) * (p_j v_j)   the kernel's rescale-and-add loop
-            unrolled; the same products, associated differently (fp32 rounding only).
-    The padding of the ragged last key tile gets score -inf: exp gives 0, so it adds nothing.
+    The same quantities, vectorised over tiles where the recurrence allows:
+      m_j     = max(m_{j-1}, rowmax s_j)                    a cumulative max: identical
+      alpha_j = bf16(exp_lut(m_{j-1} - m_j)), p_j = bf16(exp_lut(s_j - m_j))    identical
+      l_j     = l_{j-1} alpha_j + lane_sum(p_j)              the same recurrence
+      acc_j   = mul_split(acc_{j-1}, alpha_j) + p_j v_j      the same recurrence, P.V per tile
+    The padding of the ragged last key tile gets score -inf: p = 0, as the kernel's valid-key
+    count. Only the fp32 sums of q k^T and P.V are BLAS-ordered (docs/npu-numerics.md).
     """
-    h, r, _ = q.shape
+    h, r, dh = q.shape
     t = k.shape[1]
     n_kv = -(-t // kv_rows)
     s = np.full((h, r, n_kv * kv_rows), -np.inf, np.float32)
@@ -105,21 +104,20 @@ def flash_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, k
     s[:, :, :t] *= np.float32(scale)
     tiles = s.reshape(h, r, n_kv, kv_rows)
     m = np.maximum.accumulate(tiles.max(axis=-1), axis=-1)  # m_j, [h, r, n_kv]
-    tiles -= m[..., None]
-    p = numerics.bf16_round(np.exp(tiles, out=tiles)).reshape(h, r, n_kv, kv_rows)
-    alpha = np.exp(np.concatenate([np.full((h, r, 1), -np.inf, np.float32), m[..., :-1]], -1) - m)
-    row_sums = p @ np.ones(
-        kv_rows, np.float32
-    )  # fp32 row sums per tile (BLAS: fast, same values up to order)
-    l = np.zeros((h, r), np.float32)
+    before = np.concatenate([np.full((h, r, 1), -np.inf, np.float32), m[..., :-1]], -1)
+    alpha = numerics.bf16_round(numerics.exp_lut(before - m))
+    p = numerics.bf16_round(numerics.exp_lut(tiles - m[..., None]))  # [h, r, n_kv, kv_rows]
+    row_sums = numerics.lane_sum(p)
+    v_tiles = np.zeros((h, n_kv * kv_rows, dh), np.float32)
+    v_tiles[:, :t] = v
+    v_tiles = v_tiles.reshape(h, n_kv, kv_rows, dh)
+    pv = np.matmul(p.transpose(0, 2, 1, 3), v_tiles)  # every tile's P.V at once: [h, n_kv, r, dh]
+    state = numerics.attn_init(r, dh, (h,))
+    l, acc = state.l, state.acc
     for j in range(n_kv):
         l = l * alpha[..., j] + row_sums[..., j]
-    # rescale factor of tile j at the end: alpha_{j+1} * ... * alpha_{n_kv-1} (1 for the last)
-    later = np.ones_like(alpha)
-    later[..., :-1] = np.cumprod(alpha[..., :0:-1], axis=-1)[..., ::-1]
-    p *= later[..., None]
-    acc = np.matmul(p.reshape(h, r, -1)[:, :, :t], v)
-    return numerics.bf16_round(acc * (np.float32(1.0) / l)[..., None])
+        acc = numerics.mul_split(acc, alpha[..., j, None]) + pv[:, j]
+    return numerics.attn_finish(numerics.AttnState(m[..., -1], l, acc))
 
 
 def _attention(

@@ -17,7 +17,10 @@ resolves only what is registered or a leaf of a Worker's fn_args flattened throu
 tuples (not dicts or other objects); worker verbs only in a Worker body, runtime verbs only in
 the sequence body; a write to a `use_write_rtp` Buffer is always `npu_write_rtp` (the dialect
 buffer's __setitem__), so only in the sequence, a Python int value at a Python int index of a 1-D
-buffer; lock values within 0..63.
+buffer; lock values within 0..63. Values loaded in a core body combine as mlir-aie's ArithValue
+(python/extras/dialects/ext/arith.py@1c22e32e: every operator, reflected ones included, is
+`_binary_op(self, other)`, so `1 - v` is `v - 1`); `range_(stop)` / `range_(start, stop[, step])`
+as python/iron/controlflow.py (scf `_for`, a Python range: no trip when stop <= start).
 `install()` puts the double into sys.modules as `aie`, `aie.iron`, ...; only tests do that.
 """
 
@@ -74,14 +77,26 @@ class Value:
 
     expr: tuple
 
+    # As mlir-aie's ArithValue (python/extras/dialects/ext/arith.py): every operator, the
+    # reflected ones too, is `_binary_op(self, other, op)` -- `__rsub__` does NOT swap its
+    # operands, so `1 - v` builds `v - 1`.
     def __add__(self, other):
         return Value(("add", self, other))
 
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return Value(("sub", self, other))
+
+    __rsub__ = __sub__
+
+    def __mul__(self, other):
+        return Value(("mul", self, other))
+
+    __rmul__ = __mul__
+
     def __and__(self, other):
         return Value(("and", self, other))
-
-    def __rsub__(self, other):
-        return Value(("sub", other, self))
 
 
 @dataclass(frozen=True, eq=False)
@@ -261,11 +276,14 @@ class Kernel(_Resolvable):
 
 
 def range_(*args, **kwargs):
-    if len(args) != 1:
-        raise NotImplementedError("the double records range_(stop) only")
+    """Python-range arguments, as IRON's range_ (scf `_for(start, stop, step)`): recorded as
+    ("for", stop, body, start, step)."""
+    if not 1 <= len(args) <= 3 or kwargs:
+        raise NotImplementedError("the double records range_(stop) and range_(start, stop[, step]) only")
+    start, stop, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
     outer = in_body("range_")
     loop: list = []
-    outer.append(("for", args[0], loop))
+    outer.append(("for", stop, loop, start, step))
     _State.body.append(loop)
     try:
         yield Value(("iv", id(loop)))

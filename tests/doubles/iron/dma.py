@@ -8,7 +8,11 @@ Enforced: a DMA program only on its own tile's buffers and locks, all resolved w
 mem tile); one TileDma program per (direction, channel); Flow's keywords at the pin (no `name=`);
 `tile_dma_chain` only inside the sequence body, refusing `Bd.next` and `Bd.iteration` and taking
 one acquire and one release or neither; mem-tile BD ids from their channel's half of 48;
-`await_()` only on a task started with `wait=True`, once.
+`await_()` only on a task started with `wait=True`, once. A TileDma channel's BD chain as IRON
+lowers it (`TileDma.successors`): `Bd.next` None (the default of the tile_dma.py generation the
+pin's tiledmatask.py imports `_emit_bd` from) follows the channel -- the next Bd, and from the last
+back to the first while `DmaChannel.loop` (default True), else the end; "self" loops a Bd on
+itself (the default of the older stored generation, @711203fe / @020e04b9); an int names a Bd.
 """
 
 from __future__ import annotations
@@ -109,6 +113,26 @@ class TileDma:
         """The aie.mem / memtile_dma region: after the Program resolved the buffers and locks."""
         for ch in self.channels:
             _check_resolved(self.tile, ch.bds)
+            successors(ch)
+
+    def successors(self) -> dict[tuple[str, int], list[int | None]]:
+        """Per (direction, channel): the index of the Bd each Bd's next_bd names (None: the end)."""
+        return {(ch.direction.name, ch.channel): successors(ch) for ch in self.channels}
+
+
+def successors(ch: DmaChannel) -> list[int | None]:
+    """Where each Bd of the channel goes next, as tile_dma.py's lowering emits next_bd / aie.end."""
+    out: list[int | None] = []
+    for i, bd in enumerate(ch.bds):
+        if bd.next is None:
+            out.append(i + 1 if i + 1 < len(ch.bds) else (0 if ch.loop else None))
+        elif bd.next == "self":
+            out.append(i)
+        elif isinstance(bd.next, int) and 0 <= bd.next < len(ch.bds):
+            out.append(bd.next)
+        else:
+            raise ValueError(f"Bd.next must be 'self', an int index, or None; got {bd.next!r}")
+    return out
 
 
 class Flow:
