@@ -19,6 +19,8 @@ from npustream.protocol.endpoints import default_ctl, default_pub
 
 ENGINES = ("cpu", "npu", "npu-emu")
 COMPUTE_TYPES = ("int8", "int8_float32", "float32", "float16", "int8_float16", "bfloat16", "int8_bfloat16")
+MAX_HWM = 2**31 - 1  # libzmq's high-water marks are C ints: larger values are refused
+MAX_THREADS = 256  # ctranslate2 starts this many threads; more is a typo, not a machine
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,6 @@ class StreamConfig:
         return self.ctl or default_ctl()
 
 
-def _positive(v) -> bool:
-    return v > 0
-
-
 def _source_ok(v: str) -> bool:
     kind, _, arg = v.partition(":")
     return (kind == "mic") or (kind == "file" and bool(arg)) or v in ("stdin", "sample")
@@ -79,7 +77,7 @@ CHECKS: dict[str, tuple[Any, str]] = {
     "engine": (lambda v: v in ENGINES, f"one of {', '.join(ENGINES)}"),
     "task": (lambda v: v in ("transcribe", "translate"), "transcribe or translate"),
     "beam_size": (lambda v: 1 <= v <= 16, "an integer from 1 to 16"),
-    "threads": (lambda v: v >= 0, "an integer >= 0"),
+    "threads": (lambda v: 0 <= v <= MAX_THREADS, f"an integer from 0 to {MAX_THREADS}"),
     "compute_type": (lambda v: v in COMPUTE_TYPES, f"one of {', '.join(COMPUTE_TYPES)}"),
     "context": (lambda v: v in ("fit", "full"), "fit or full"),
     "hop": (lambda v: 0.1 <= v <= 10, "seconds from 0.1 to 10"),
@@ -93,7 +91,7 @@ CHECKS: dict[str, tuple[Any, str]] = {
     "capture_seconds": (lambda v: 2 <= v <= 600, "seconds from 2 to 600"),
     "pub": (_endpoint_ok, "an ipc://, tcp:// or inproc:// endpoint"),
     "ctl": (_endpoint_ok, "an ipc://, tcp:// or inproc:// endpoint"),
-    "sndhwm": (_positive, "a positive number of messages"),
+    "sndhwm": (lambda v: 1 <= v <= MAX_HWM, f"a number of messages from 1 to {MAX_HWM}"),
     "heartbeat": (lambda v: 0.1 <= v <= 60, "seconds from 0.1 to 60"),
     "snapshot_finals": (lambda v: 0 <= v <= 10000, "a count from 0 to 10000"),
 }
