@@ -12,6 +12,7 @@ before its fix.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -214,3 +215,34 @@ def test_sigterm_decodes_the_pending_audio_as_at_the_end_of_a_file(tmp_path, aud
         assert d.recorder.of("status")[-1]["state"] == "stopping"
     finally:
         d.close()
+
+
+# -- 4.3 control flooding ---------------------------------------------------------------------
+def test_a_control_flood_does_not_hold_up_heartbeats(idle_daemon):
+    """100,000 snapshot requests from a client that never reads a reply: heartbeats (every
+    0.2 s) keep coming, the replies that cannot be delivered are dropped and counted."""
+    flooder = zmq.Context.instance().socket(zmq.DEALER)
+    flooder.setsockopt(zmq.LINGER, 0)
+    flooder.setsockopt(zmq.SNDHWM, 0)  # no limit on this side: everything goes to the daemon
+    flooder.connect(idle_daemon.ctl)
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"heartbeat")
+    sub.connect(idle_daemon.pub)
+    try:
+        assert sub.poll(5000)  # subscribed
+        request_body = b'{"cmd": "snapshot"}'
+        for _ in range(100_000):
+            flooder.send_multipart([b"", request_body])
+        published, end = [], time.monotonic() + 6.0
+        while (left := end - time.monotonic()) > 0:
+            if sub.poll(int(left * 1000) + 1):
+                published.append(json.loads(sub.recv_multipart()[1])["time"])  # the daemon's clock
+        status = request(idle_daemon.ctl, "status", timeout=10.0)
+    finally:
+        flooder.close()
+        sub.close()
+    assert len(published) >= 10, f"{len(published)} heartbeats in 6 s of flooding (one every 0.2 s is due)"
+    worst = max(b - a for a, b in zip(published, published[1:]))
+    assert worst < 1.0, f"a heartbeat was published {worst:.2f} s after the one before (every 0.2 s)"
+    assert status["control_replies_dropped"] > 0

@@ -24,7 +24,7 @@ from tools.wer import wer
 
 pytestmark = pytest.mark.slow
 
-SPEED = 4.0  # times real time (the stdin reader holds the pipe when the engine falls behind)
+SPEED = 6.0  # times real time (the stdin reader holds the pipe when the engine falls behind)
 HEARTBEAT = 0.5  # s
 MINUTES = 5.0
 MALFORMED = [
@@ -184,7 +184,7 @@ def test_everything_fed_is_received_captioned_and_published_without_gaps(soaked,
     assert status["audio_dropped"] == 0
     error = wer(soak.references(transcripts, result.plan), result.text)
     assert error <= 0.08, f"WER {error:.3f} over {result.fed:.0f} s"
-    assert len(result.finals) >= 60
+    assert len(result.finals) >= len(result.plan.names)  # at least one utterance closed per clip
 
 
 def test_memory_stays_flat_from_the_middle_to_the_end(soaked):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -260,9 +261,11 @@ class Soak:
         )
 
     def kill(self) -> None:
+        """Make sure the daemon is gone (after finish() it is) and remove the runtime dir."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(30)
+        shutil.rmtree(self.runtime, ignore_errors=True)
 
 
 def references(transcripts: dict, the_plan: Plan) -> str:
