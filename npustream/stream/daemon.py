@@ -92,15 +92,16 @@ class Daemon:
     def _refuse_second_daemon(self) -> None:
         """A live listener on either ipc endpoint: refuse (binding would take its socket file
         over). A stale file is replaced on bind; a tcp port in use fails to bind by itself."""
-        for endpoint in (self.cfg.ctl_endpoint, self.cfg.pub_endpoint):
-            if not serving(endpoint):
-                continue
-            try:
+        pid = None
+        if self.cfg.ctl_endpoint.startswith("ipc://"):
+            try:  # a daemon that answers says who it is (and is not probed as a hang-up)
                 pid = control.request(self.cfg.ctl_endpoint, "status", timeout=0.5).get("pid")
             except NpustreamError:
-                pid = None  # the other process serves the caption socket only
-            who = f"another npustream daemon (pid {pid})" if pid else "another process"
-            raise NpustreamError(f"{who} is already serving {endpoint}; stop it or pass --pub/--ctl")
+                pass
+        for endpoint in (self.cfg.ctl_endpoint, self.cfg.pub_endpoint):
+            if (pid and endpoint == self.cfg.ctl_endpoint) or serving(endpoint):
+                who = f"another npustream daemon (pid {pid})" if pid else "another process"
+                raise NpustreamError(f"{who} is already serving {endpoint}; stop it or pass --pub/--ctl")
 
     def _load_model(self) -> None:
         from npustream.asr.recognizer import Recognizer, RecognizerConfig
