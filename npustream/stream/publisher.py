@@ -48,6 +48,7 @@ logger = log.get(__name__)
 
 LINGER_MS = 1000  # on close, how long queued messages may still go out to live subscribers
 CONTROL_PER_TURN = 32  # control requests answered per loop turn before publishing gets its turn
+REJECTION_LOG_EVERY = 1.0  # s: at most one log line about malformed control requests per this
 
 
 def prepare_endpoint(endpoint: str) -> None:
@@ -120,6 +121,8 @@ class Publisher:
         self._ctl_closing: dict[int, bool] = {}  # the same for connections closed since the last count
         self._snapshot: tuple[int, bytes] | None = None  # (seq, reply): unchanged until the next message
         self._files: list[SocketFile] = []
+        self._rejection_logged = -REJECTION_LOG_EVERY  # monotonic s of the last such log line
+        self._rejections_at_log = 0
         self.recent_finals: deque[dict] = deque(maxlen=snapshot_finals)
         self.partial: dict | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -312,8 +315,7 @@ class Publisher:
                 control.parse_request(body) if body is not None else (None, "malformed request frames")
             )
             if error:
-                self.control_errors += 1
-                logger.warning("control_request_rejected", error=error)
+                self._log_rejection(error)
                 answer = control.reply(error=error)
             elif cmd == "status":
                 answer = control.reply(
@@ -329,6 +331,19 @@ class Publisher:
                 ctl.send_multipart(envelope + [answer], zmq.NOBLOCK)
             except zmq.ZMQError:  # EAGAIN: its queue is full (it does not read); EHOSTUNREACH: gone
                 self.control_replies_dropped += 1
+
+    def _log_rejection(self, error: str) -> None:
+        """Count every malformed request; log at most one line per REJECTION_LOG_EVERY (a flood
+        of them must not flood the journal too)."""
+        self.control_errors += 1
+        now = time.monotonic()
+        if now - self._rejection_logged >= REJECTION_LOG_EVERY:
+            logger.warning(
+                "control_request_rejected",
+                error=error,
+                since_last_line=self.control_errors - self._rejections_at_log,
+            )
+            self._rejection_logged, self._rejections_at_log = now, self.control_errors
 
     def _snapshot_reply(self) -> bytes:
         """The snapshot as of the last message sent; built once per seq (a flood of snapshot
