@@ -19,6 +19,7 @@ import time
 import pytest
 import zmq
 
+from npustream.protocol.control import request
 from tools import soak
 from tools.wer import wer
 
@@ -166,7 +167,7 @@ def soaked(audio_dir):
         abuse.start()
         while run.fed() < 0.97 * plan.seconds and run.proc.poll() is None:
             time.sleep(0.5)
-        status = soak.control.request(run.ctl, "status", timeout=10.0)  # before the end of the stream
+        status = request(run.ctl, "status", timeout=10.0)  # before the end of the stream
         result = run.finish(timeout=plan.seconds / SPEED + 600)
     finally:
         abuse.stop()
