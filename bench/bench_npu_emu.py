@@ -5,7 +5,8 @@ Per window: seconds of both and their ratio; cosine similarity per encoder frame
 frames (silero VAD) and on the rest; and per file whether the transcript through npu-emu equals
 the one through the cpu engine, both with float32, after normalisation.
 
-    python bench/bench_npu_emu.py [--threads 2] [--repeats 2] [--gelu erf|tanh] [--no-transcripts]
+    PYTHONPATH=tests python bench/bench_npu_emu.py [--threads 2] [--repeats 2] [--gelu erf|tanh]
+                                                   [--no-transcripts]
 
 --gelu tanh runs the emulator with the tanh GELU instead of the contract's erf GELU (the
 comparison behind the choice in docs/npu-numerics.md).

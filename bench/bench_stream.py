@@ -14,8 +14,8 @@ subscriber records every caption. Per file and overall it prints:
 Targets on a 2-core machine, base model, cpu engine: median final latency <= 1.5 s,
 p90 <= 2.5 s, WER within 2 points of offline.
 
-    python bench/bench_stream.py [--beam-size 5] [--hop 1.0 0.5] [--context fit|full] [--speed 1]
-                                 [--json out.json]
+    PYTHONPATH=tests python bench/bench_stream.py [--beam-size 5] [--hop 1.0 0.5] [--context fit|full]
+                                                  [--speed 1] [--json out.json]
 """
 
 from __future__ import annotations

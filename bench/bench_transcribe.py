@@ -4,7 +4,7 @@ Same model directory (the packaged Whisper base), same compute type, same thread
 Prints, per shared audio file, the real-time factor (wall time / audio duration) of both and
 their ratio, and the encoder milliseconds per 30 s window of both.
 
-    python bench/bench_transcribe.py [--threads 2] [--repeats 3] [--json out.json]
+    PYTHONPATH=tests python bench/bench_transcribe.py [--threads 2] [--repeats 3] [--json out.json]
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ from npustream.protocol import control, messages
 from npustream.protocol.endpoints import default_ctl, default_pub
 
 END_STATES = ("stopping", "source_ended")
+# A wait for messages wakes this often: a signal (Ctrl-C) that woke no system call in the main
+# thread is handled within this time instead of when the next message comes (maybe never).
+POLL_SLICE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class Caption:
     stream_start: float  # wall-clock time of stream time 0
     time: float  # wall-clock time the daemon published it
     from_snapshot: bool = False
+    language: str | None = None  # schema 1.1; None from a daemon that does not send it
+    language_probability: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the wire message
 
     @property
@@ -117,6 +122,8 @@ def caption_from(message: dict[str, Any], from_snapshot: bool = False) -> Captio
         stream_start=message["stream_start"],
         time=message["time"],
         from_snapshot=from_snapshot,
+        language=message.get("language"),
+        language_probability=message.get("language_probability"),
         raw=message,
     )
 
@@ -200,9 +207,13 @@ class Subscriber:
         """The next well-formed message, or None after `timeout` seconds (None: wait forever)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not self._sock.poll(None if left is None else int(left * 1000)):
-                return None
+            left = (
+                POLL_SLICE_S if deadline is None else min(POLL_SLICE_S, max(0.0, deadline - time.monotonic()))
+            )
+            if not self._sock.poll(int(left * 1000)):
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                continue
             try:
                 return messages.decode(self._sock.recv_multipart())
             except ValueError:

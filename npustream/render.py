@@ -3,6 +3,11 @@
 text, on a terminal: the open utterance is one line rewritten in place (final words, then the
 partial tail dimmed); when the utterance ends the line stays and the next one starts below.
 text, not a terminal: one line per finished utterance. json: one message per line.
+
+TranscriptWriter: final captions as a file (`subscribe --format srt|vtt|txt|json --output`, the
+web page's downloads): each caption is written whole and flushed as it arrives, so the file is
+valid SubRip/WebVTT between any two captions (a crash loses at most the caption being
+written). Partials are never written: a file keeps only what will not change.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ import json
 import shutil
 from typing import Any, TextIO
 
-from npustream.protocol.messages import FINAL, HEARTBEAT, PARTIAL
+from npustream.protocol.messages import FINAL, HEARTBEAT, PARTIAL, STATUS
+from npustream.subtitles import VTT_HEADER, cue_text, srt_cue, vtt_cue
 
 DIM, RESET, CLEAR_LINE = "\x1b[2m", "\x1b[0m", "\r\x1b[K"
 
@@ -72,3 +78,72 @@ class CaptionPrinter:
             self._finals = f"{self._finals} {self._partial}".strip()
             self._partial = ""
             self._end_line()
+
+
+TRANSCRIPT_FORMATS = ("srt", "vtt", "txt", "json")
+
+
+class TranscriptWriter:
+    """Final captions as srt, vtt, txt (one line per utterance) or json (one final or status
+    message per line). Cue times are seconds from the first caption's stream start, so a
+    restarted daemon's captions continue the same timeline (by wall clock) instead of
+    starting over at zero; they never go backwards (WebVTT requires that)."""
+
+    def __init__(self, out: TextIO, fmt: str):
+        if fmt not in TRANSCRIPT_FORMATS:
+            raise ValueError(f"transcript format must be one of {', '.join(TRANSCRIPT_FORMATS)}, got {fmt!r}")
+        self.out, self.fmt = out, fmt
+        self.cues = 0
+        self._origin: float | None = None  # wall-clock time of the file's 00:00:00
+        self._last_start = 0.0
+        self._open_line = None  # txt: (stream_id, segment_id) of the utterance on the current line
+        if fmt == "vtt":
+            self._write(VTT_HEADER + "\n")
+
+    def _write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if self.fmt == "json":
+            if kind in (FINAL, STATUS):
+                self._write(json.dumps(message, ensure_ascii=False) + "\n")
+            return
+        if kind != FINAL:
+            return
+        if self.fmt == "txt":
+            self._txt(message)
+            return
+        text = cue_text(message["text"])
+        if not text or message["start"] is None:
+            return  # an utterance's closing final with no new words
+        if self._origin is None:
+            self._origin = message["stream_start"]
+        start = max(self._last_start, message["stream_start"] + message["start"] - self._origin)
+        end = start + max(0.0, message["end"] - message["start"])
+        self._last_start = start
+        self.cues += 1
+        if self.fmt == "srt":
+            self._write(srt_cue(self.cues, start, end, text) + "\n")
+        else:
+            self._write(vtt_cue(start, end, text) + "\n")
+
+    def _txt(self, message: dict[str, Any]) -> None:
+        utterance = (message["stream_id"], message["segment_id"])
+        text = cue_text(message["text"])
+        if self._open_line is not None and self._open_line != utterance:
+            self._write("\n")  # the previous utterance was cut off (a restarted daemon)
+            self._open_line = None
+        if text:
+            self._write(text if self._open_line is None else " " + text)
+            self._open_line = utterance
+            self.cues += 1
+        if message.get("segment_end") and self._open_line is not None:
+            self._write("\n")
+            self._open_line = None
+
+    def close(self) -> None:
+        if self._open_line is not None:
+            self._write("\n")
+            self._open_line = None

@@ -45,6 +45,8 @@ class CaptionEvent:
     words: tuple[Word, ...]
     revision: int = 0  # partials: 1, 2, ... within the segment
     segment_end: bool = False  # finals: this one closes the utterance
+    language: str | None = None  # the language of the decode the words come from (None: no decode yet)
+    language_probability: float | None = None  # detected with this probability; 1.0 when it was set
 
     @property
     def text(self) -> str:

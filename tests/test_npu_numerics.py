@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from npustream.errors import ConfigError
-from npustream.model.dims import WhisperDims
+from npustream.model.dims import PUBLISHED_SHAPES, WhisperDims
 from npustream.npu.ops import numerics as nx
 from npustream.npu.ops.graph import encoder_ops
 from npustream.npu.ops.tiles import (
@@ -23,14 +23,7 @@ from npustream.npu.ops.tiles import (
 
 RNG = np.random.default_rng(20240601)
 
-# d_model, heads, layers of tiny, base, small, medium, large
-SHAPES = {
-    "tiny": (384, 6, 4),
-    "base": (512, 8, 6),
-    "small": (768, 12, 12),
-    "medium": (1024, 16, 24),
-    "large": (1280, 20, 32),
-}
+SHAPES = PUBLISHED_SHAPES  # d_model, heads, layers of tiny, base, small, medium, large
 
 
 def dims_of(size: str, n_ctx: int = 1500) -> WhisperDims:

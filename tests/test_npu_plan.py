@@ -11,7 +11,7 @@ import pytest
 
 from npustream.errors import ConfigError
 from npustream.model.dims import WhisperDims
-from npustream.npu.ops.params import PRESETS
+from npustream.npu.ops.params import CALIBRATED_PRESETS, FITTED, PRESETS
 from npustream.npu.ops.tiles import DEFAULT_TILES
 from npustream.npu.plan.plans import (
     _stage_io,
@@ -19,6 +19,7 @@ from npustream.npu.plan.plans import (
     live_at,
     make_plan,
     pipeline_plan,
+    recost,
     split_plan,
 )
 from npustream.npu.predict.scheduler import choose
@@ -294,7 +295,19 @@ def test_cli_json_has_the_documented_keys(tmp_path):
     assert len(obj["columns"]) == 4 and all("utilisation" in c and c["ops"] for c in obj["columns"])
     assert obj["resource_check"] == {"ok": True, "violations": []}
     plan = pipeline_plan(BASE, DEFAULT_TILES, PHOENIX)
-    assert obj["predicted_latency_ms"] == pytest.approx(sum(_stage_times(plan)) * 1e3, abs=1e-3)
+    # the plan as built, its figures with the calibrated parameters and beside them the old model's
+    calibrated = recost(plan, CALIBRATED_PRESETS["phoenix"])
+    assert obj["predicted_latency_ms"] == pytest.approx(sum(_stage_times(calibrated)) * 1e3, abs=1e-3)
+    assert obj["uncalibrated"]["predicted_latency_ms"] == pytest.approx(
+        sum(_stage_times(plan)) * 1e3, abs=1e-3
+    )
+    assert set(obj["uncalibrated"]) <= set(obj)
+    assert obj["calibration"]["fitted"]["dispatch_us"] == pytest.approx(FITTED["dispatch_s"] * 1e6, abs=1e-3)
+    assert all(row["asserted"] <= (0.7 <= row["ratio"] <= 1.3) for row in obj["calibration"]["rows"])
+    for model in ("calibrated", "uncalibrated"):
+        stock = obj["stock_operators"][model]
+        assert set(stock) == {"stock-latency", "stock-throughput"}
+        assert stock["stock-latency"]["dispatches_per_window"] == 193
     png = gantt.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 

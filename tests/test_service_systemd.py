@@ -8,9 +8,7 @@ tests/systemd_user.py): `npustream service install --user`, then systemctl as a 
   - a bad config fails the start, and `systemctl --user status` shows the error line.
 
 The daemon captions a silent file slowly (no engine work, nothing ends while the test runs).
-The web unit's ordering test (issue 13) belongs here too: install both units with
-`UserManager.run(python, "-m", "npustream", "service", "install", ...)` and compare their
-ActiveEnterTimestampMonotonic."""
+The web unit's ordering test is tests/test_web_service.py, on the same UserManager."""
 
 from __future__ import annotations
 
@@ -21,25 +19,21 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-from systemd_user import UserManager, unshare_refused
+from systemd_user import UserManager
 
 from npustream.protocol import control
 
 pytestmark = pytest.mark.slow
 UNIT = "npustream.service"
 START_TIMEOUT = 180.0  # s: model load on a busy 2-core machine
-REFUSED = unshare_refused()
 
 
 @pytest.fixture
 def manager(tmp_path):
-    if REFUSED:
-        pytest.skip(REFUSED)
-    m = UserManager(tmp_path)
-    m.start()
+    m = UserManager(tmp_path)  # skips, saying why, where unshare -m is refused
     yield m
-    main_pid = int(m.show(UNIT, "MainPID").get("MainPID") or 0)
-    m.stop()
+    main_pid = int(m.show(UNIT, "MainPID") or 0)
+    m.close()
     if main_pid > 1:  # the manager stops its units; this is in case it could not
         try:
             os.kill(main_pid, signal.SIGKILL)
@@ -55,7 +49,7 @@ def installed(manager, tmp_path):
     done = manager.run(sys.executable, "-m", "npustream", "service", "install", "--user")
     assert done.returncode == 0, done.stderr
     assert "ran systemctl --user daemon-reload" in done.stdout  # it saw the running manager
-    config = manager.config / "npustream/config.toml"
+    config = manager.config_home / "npustream/config.toml"
     config.write_text(f'source = "file:{silence}"\nspeed = 0.1\nengine = "cpu"\n')
     return manager
 
@@ -68,7 +62,7 @@ def test_start_waits_for_ready_kill_restarts_stop_succeeds(installed):
     m = installed
     started = m.systemctl("start", UNIT, timeout=START_TIMEOUT)
     assert started.returncode == 0, started.stderr
-    state = m.show(UNIT, "ActiveState", "SubState", "MainPID", "StatusText", "NRestarts")
+    state = m.state(UNIT)
     # start returned after READY=1: active now, and the daemon answers now.
     assert (state["ActiveState"], state["SubState"]) == ("active", "running"), state
     assert state["StatusText"].startswith("captioning file:") and "cpu engine" in state["StatusText"]
@@ -88,7 +82,7 @@ def test_start_waits_for_ready_kill_restarts_stop_succeeds(installed):
 
     stopped = m.systemctl("stop", UNIT, timeout=60)
     assert stopped.returncode == 0, stopped.stderr
-    state = m.show(UNIT, "ActiveState", "Result")
+    state = m.state(UNIT, "ActiveState", "Result")
     assert state == {"ActiveState": "inactive", "Result": "success"}
     assert not (m.runtime / "npustream/control.sock").exists()
     assert not (m.runtime / "npustream/captions.sock").exists()
@@ -98,7 +92,7 @@ def test_watchdog_restarts_a_frozen_daemon(installed):
     m = installed
     m.drop_in(UNIT, "watchdog", "[Service]\nWatchdogSec=3\n")  # the unit's 30 s, shortened
     assert m.systemctl("start", UNIT, timeout=START_TIMEOUT).returncode == 0
-    frozen = int(m.show(UNIT, "MainPID")["MainPID"])
+    frozen = int(m.show(UNIT, "MainPID"))
     assert frozen > 1
     os.kill(frozen, signal.SIGSTOP)
     try:
@@ -122,7 +116,7 @@ def test_watchdog_restarts_a_frozen_daemon(installed):
 
 def test_config_error_fails_the_start_and_status_shows_it(installed):
     m = installed
-    (m.config / "npustream/config.toml").write_text("hop = -1\n")
+    (m.config_home / "npustream/config.toml").write_text("hop = -1\n")
     started = m.systemctl("start", UNIT, timeout=START_TIMEOUT)
     assert started.returncode != 0
     error = "key 'hop' must be seconds from 0.1 to 10, got -1.0"

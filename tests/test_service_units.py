@@ -15,7 +15,12 @@ from npustream.service import install
 
 REPO = Path(__file__).resolve().parents[1]
 # The repository's copies are what `install` writes for a system-wide Python.
-REPO_UNITS = {"npustream.service": "user", "npustream-system.service": "system"}
+REPO_UNITS = {
+    "npustream.service": ("user", False),
+    "npustream-system.service": ("system", False),
+    "npustream-web.service": ("user", True),  # `npustream web`
+    "npustream-web-system.service": ("system", True),
+}
 DEFAULT_PYTHON = "/usr/bin/python3"
 
 needs_systemd_analyze = pytest.mark.skipif(
@@ -51,11 +56,11 @@ def verify(unit: Path, scope: str, tmp_path: Path) -> subprocess.CompletedProces
 
 @pytest.mark.parametrize("name", REPO_UNITS)
 def test_repository_units_are_generated_from_the_templates(name):
-    scope = REPO_UNITS[name]
-    expected = install.render_unit(scope, DEFAULT_PYTHON)
+    scope, web = REPO_UNITS[name]
+    expected = install.render_unit(scope, DEFAULT_PYTHON, web=web)
     assert (REPO / "systemd" / name).read_text() == expected, (
         f"systemd/{name} is out of date; regenerate it: npustream service show --{scope} "
-        f"--python {DEFAULT_PYTHON} > systemd/{name}"
+        f"{'--web ' if web else ''}--python {DEFAULT_PYTHON} > systemd/{name}"
     )
 
 
@@ -64,7 +69,7 @@ def test_repository_units_are_generated_from_the_templates(name):
 def test_systemd_analyze_verify_accepts_the_units(name, tmp_path):
     if not Path(DEFAULT_PYTHON).exists():
         pytest.fail(f"{DEFAULT_PYTHON} missing: verify checks that ExecStart exists")
-    proc = verify(REPO / "systemd" / name, REPO_UNITS[name], tmp_path)
+    proc = verify(REPO / "systemd" / name, REPO_UNITS[name][0], tmp_path)
     assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr  # warnings count too
 
 
@@ -154,6 +159,27 @@ def test_user_install_and_uninstall(tmp_path):
     assert removed.returncode == 0 and not unit.exists() and config.exists()
     run_cli("service", "uninstall", "--user", "--purge", env=env)
     assert not config.exists()
+
+
+@needs_systemd_analyze
+def test_user_install_with_the_web_page(tmp_path):
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    done = run_cli("service", "install", "--user", "--web", env=env)
+    assert done.returncode == 0, done.stderr
+    units = tmp_path / "config/systemd/user"
+    web = units / "npustream-web.service"
+    assert (
+        f"wrote {web}" in done.stdout
+        and "enable --now npustream.service npustream-web.service" in done.stdout
+    )
+    text = web.read_text()
+    assert text == install.render_unit("user", sys.executable, web=True)
+    assert "After=npustream.service" in text and "Wants=npustream.service" in text
+    assert f"ExecStart={sys.executable} -m npustream web --config %E/npustream/config.toml" in text
+    assert verify(web, "user", tmp_path).returncode == 0
+    removed = run_cli("service", "uninstall", "--user", env=env)
+    assert removed.returncode == 0 and f"removed {web}" in removed.stdout
+    assert not web.exists() and not (units / "npustream.service").exists()
 
 
 @needs_systemd_analyze

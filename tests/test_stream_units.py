@@ -148,6 +148,31 @@ def test_prompt_is_final_text_already_out_of_the_window():
     assert policy.prompt(before=0.0) is None
 
 
+def test_initial_prompt_leads_until_final_text_pushes_it_out():
+    policy = CommitPolicy("  Kubernetes,   Grafana. ")
+    assert policy.prompt(before=0.0) == "Kubernetes, Grafana."
+    policy.commit_all(words("a gold ring will please most any girl", 0.0))
+    assert policy.prompt(before=2.0) == "Kubernetes, Grafana. a gold ring will"
+    policy.commit_all(words(" ".join(["word"] * 60), 5.0))
+    assert "Kubernetes" not in policy.prompt(before=100.0)  # 200 characters of final text later
+
+
+def test_decoder_prompt_puts_hotwords_before_the_newest_previous_text(base_model_dir):
+    from npustream.asr.decoder import MAX_PROMPT_TOKENS, WhisperDecoder
+    from npustream.asr.tokenizer import WhisperTokenizer
+
+    tokenizer = WhisperTokenizer(base_model_dir, multilingual=True)
+    decoder = WhisperDecoder(None, tokenizer)  # prompt() needs only the tokenizer
+    hot = tokenizer.encode(" Kubernetes, Grafana")
+    previous = list(range(1000, 1300))  # 300 text tokens of earlier windows
+    assert decoder.prompt(None, None) == []
+    assert decoder.prompt(previous, None) == [tokenizer.sot_prev] + previous[-MAX_PROMPT_TOKENS:]
+    assert decoder.prompt(None, "Kubernetes, Grafana ") == [tokenizer.sot_prev] + hot
+    both = decoder.prompt(previous, "Kubernetes, Grafana")
+    assert both == [tokenizer.sot_prev] + hot + previous[-(MAX_PROMPT_TOKENS - len(hot)) :]
+    assert len(both) == 1 + MAX_PROMPT_TOKENS
+
+
 # -- config -------------------------------------------------------------------------------
 def test_config_file_and_flags(tmp_path):
     path = tmp_path / "npustream.toml"
@@ -262,3 +287,12 @@ def test_text_printer_rewrites_the_open_line_and_scrolls_finals():
     ):
         printer.handle(m)
     assert piped.getvalue() == "one two.\n"
+
+
+def test_the_bundled_sample_is_found_as_package_data():
+    from npustream.stream.capture.sources import SAMPLE_PATH, open_source
+
+    assert SAMPLE_PATH.is_file() and SAMPLE_PATH.stat().st_size > 100_000
+    source = open_source("sample", speed=0.0)
+    assert source.name == "sample"
+    source.close()

@@ -39,6 +39,9 @@ class DecodeOptions:
     word_timestamps: bool = False
     max_initial_timestamp: float = 1.0
     max_new_tokens: int = 224
+    # Terms to prefer (faster-whisper's `hotwords`): prompt text put before the previous text of
+    # every window, so the decoder has seen their spelling. None: no terms.
+    hotwords: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,9 +124,7 @@ class WhisperDecoder:
         if self.tokenizer.multilingual and options.language is None:
             language, language_prob = self.detect_language(encoded)
         sot_sequence = self.tokenizer.sot_sequence(language)
-        prompt = []
-        if prompt_tokens:
-            prompt = [self.tokenizer.sot_prev] + list(prompt_tokens)[-MAX_PROMPT_TOKENS:]
+        prompt = self.prompt(prompt_tokens, options.hotwords)
         best = self._generate_with_fallback(encoded, prompt + sot_sequence, options)
         tokens, avg_logprob, no_speech_prob, temperature, ratio = best
         silent = (
@@ -166,6 +167,14 @@ class WhisperDecoder:
             content_frames * HOP_SECONDS,
             falls_short(avg_logprob, no_speech_prob, ratio, options),
         )
+
+    def prompt(self, prompt_tokens: list[int] | None, hotwords: str | None) -> list[int]:
+        """<|startofprev|> hotwords, then the newest previous text, MAX_PROMPT_TOKENS in all
+        (faster-whisper's order); nothing when there is neither."""
+        hot = self.tokenizer.encode(" " + hotwords.strip())[:MAX_PROMPT_TOKENS] if hotwords else []
+        room = MAX_PROMPT_TOKENS - len(hot)
+        previous = list(prompt_tokens or [])[-room:] if room else []
+        return [self.tokenizer.sot_prev, *hot, *previous] if hot or previous else []
 
     def _generate_with_fallback(self, encoded, prompt: list[int], options: DecodeOptions):
         max_initial = int(round(options.max_initial_timestamp / SECONDS_PER_TIMESTAMP))

@@ -58,6 +58,7 @@ class RecognizerConfig:
         "full"  # encoder context: "full" (Whisper's 30 s) or "fit" (audio + 3 s, >= 15 s; cpu engine)
     )
     fallback: bool = True  # OpenAI's temperature fallback; off, a decode is one pass at temperature 0
+    hotwords: str | None = None  # terms to prefer, e.g. "Kubernetes, Grafana" (DecodeOptions.hotwords)
 
 
 class Recognizer:
@@ -87,6 +88,7 @@ class Recognizer:
             beam_size=config.beam_size,
             best_of=max(1, config.beam_size),
             word_timestamps=config.word_timestamps,
+            hotwords=config.hotwords or None,
         )
         if not config.fallback:
             self.options = replace(self.options, temperatures=(0.0,))

@@ -22,6 +22,7 @@ COMMANDS = (
     "service",  # systemd unit install/uninstall
     "doctor",  # what will run and why
     "devices",  # audio input devices
+    "web",  # captions for browsers and OBS
 )
 
 

@@ -9,15 +9,11 @@ import argparse
 import json
 import sys
 
-# Published Whisper encoder shapes (d_model, heads, layers), for planning without a model file;
-# --model reads the dimensions from a model's weights instead.
-SHAPES = {
-    "tiny": (384, 6, 4),
-    "base": (512, 8, 6),
-    "small": (768, 12, 12),
-    "medium": (1024, 16, 24),
-    "large": (1280, 20, 32),
-}
+from npustream.model.dims import PUBLISHED_SHAPES
+
+# --shape plans a published model size without its file; --model reads the dimensions from a
+# model's weights instead.
+SHAPES = PUBLISHED_SHAPES
 LABEL = "predicted by the timing model, not measured"
 
 
@@ -64,16 +60,61 @@ def _work(task) -> dict:
     }
 
 
-def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, object]:
-    """The JSON object `plan --json` prints (also used by the benchmark)."""
+def _figures(prediction) -> dict:
+    """The summary figures of one prediction (every one PREDICTED)."""
+    return {
+        "predicted_latency_ms": round(prediction.latency_s * 1e3, 3),
+        "compute_bound_ms": round(prediction.compute_bound_s * 1e3, 3),
+        "predicted_throughput_windows_per_s": round(prediction.throughput_per_s, 3),
+        "compute_bound_throughput_windows_per_s": round(prediction.compute_bound_throughput_per_s, 3),
+        "predicted_period_ms": round(prediction.period_s * 1e3, 3),
+        "hidden_transfer_share": round(prediction.hidden_transfer_share, 4),
+        "predicted_transfer_ms": round(prediction.transfer_s * 1e3, 3),
+        "predicted_exposed_transfer_ms": round(prediction.exposed_transfer_s * 1e3, 3),
+    }
+
+
+def _stock(dims, params) -> dict:
+    from npustream.npu.predict.stock import stock_plans
+
+    return {
+        p.name: {
+            "columns_per_context": p.columns,
+            "contexts": p.contexts,
+            "dispatches_per_window": p.dispatches,
+            "design_switches_per_window": p.switches,
+            "predicted_latency_ms": round(p.latency_s * 1e3, 3),
+            "predicted_period_ms": round(p.period_s * 1e3, 3),
+            "predicted_throughput_windows_per_s": round(p.throughput_per_s, 3),
+            "predicted_step_and_switch_ms": round(p.fixed_s * 1e3, 3),
+        }
+        for p in stock_plans(dims, params)
+    }
+
+
+def report(
+    choice, stream_windows: int, preset: str, objective: str = "latency"
+) -> tuple[dict, object, object]:
+    """The JSON object `plan --json` prints (also used by the benchmark). The plan is the one the
+    engine builds (chosen with phoenix.md's parameters); its figures are predicted with the calibrated
+    parameters, each beside the uncalibrated model's ("uncalibrated")."""
+    from npustream.npu.ops.params import FITTED
+    from npustream.npu.ops.params import preset as npu_preset
+    from npustream.npu.plan.plans import recost
+    from npustream.npu.predict import calibration
     from npustream.npu.predict.resources import check_plan
+    from npustream.npu.predict.scheduler import choose
     from npustream.npu.predict.simulate import issue_break_evens, predict
     from npustream.npu.program.runs import issue_counts
 
-    plan = choice.plan
+    old_plan = choice.plan
+    calibrated = npu_preset(preset, calibrated=True)
+    plan = recost(old_plan, calibrated)
     counts = issue_counts(plan)
     prediction, one, stream = predict(plan, stream_windows, counts=counts)
+    old = predict(old_plan, stream_windows, counts=counts)[0]
     break_evens = issue_break_evens(plan, stream_windows)
+    own_choice = choose(plan.dims, plan.tiles, calibrated, objective=objective)
     resources = check_plan(plan)
     columns = []
     for c, tasks in enumerate(plan.columns):
@@ -90,17 +131,13 @@ def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, obje
     obj = {
         "plan": plan.kind,
         "preset": preset,
-        "note": f"all figures are {LABEL}; the per-column task and operation counts are counted from the "
-        "column programs",
-        "reason": choice.reason,
-        "predicted_latency_ms": round(prediction.latency_s * 1e3, 3),
-        "compute_bound_ms": round(prediction.compute_bound_s * 1e3, 3),
-        "predicted_throughput_windows_per_s": round(prediction.throughput_per_s, 3),
-        "compute_bound_throughput_windows_per_s": round(prediction.compute_bound_throughput_per_s, 3),
-        "predicted_period_ms": round(prediction.period_s * 1e3, 3),
-        "hidden_transfer_share": round(prediction.hidden_transfer_share, 4),
-        "predicted_transfer_ms": round(prediction.transfer_s * 1e3, 3),
-        "predicted_exposed_transfer_ms": round(prediction.exposed_transfer_s * 1e3, 3),
+        "note": f"all figures are {LABEL}, with the calibrated parameters (fitted to published Phoenix "
+        "measurements, see calibration); 'uncalibrated' gives the old model's figures for the same plan; "
+        "the per-column task and operation counts are counted from the column programs",
+        "reason": choice.reason,  # the uncalibrated model's choice: the plan the engine builds
+        "calibrated_choice": own_choice.reason,
+        **_figures(prediction),
+        "uncalibrated": _figures(old),
         "predicted_startup_ms": round(prediction.startup_s * 1e3, 3),
         # the instruction streams per window, counted from the column programs (not predicted)
         "dma_tasks_per_column": [sum(c.pushes for c in column) for column in counts],
@@ -109,6 +146,33 @@ def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, obje
         "predicted_exposed_issue_ms": round(prediction.exposed_issue_s * 1e3, 3),
         "predicted_issue_op_break_even_us": {
             name: None if v is None else round(v * 1e6, 3) for name, v in break_evens.items()
+        },
+        "calibration": {
+            "note": "FITTED to published Phoenix measurements of amd/IRON operators (not measured here); "
+            "docs/npu-calibration.md",
+            "fitted": {
+                "dispatch_us": round(FITTED["dispatch_s"] * 1e6, 3),
+                "design_switch_us": round(FITTED["design_switch_s"] * 1e6, 3),
+                "column_ddr_gb_per_s": round(FITTED["column_ddr_bytes_per_s"] / 1e9, 3),
+                "matmul_efficiency": FITTED["matmul_efficiency"],
+            },
+            "sources": [f"{s.repo}:{s.path}@{s.commit}" for s in calibration.sources().values()],
+            "rows": [
+                {
+                    "source": r.source,
+                    "row": r.key,
+                    "published_us": r.published_us,
+                    "predicted_us": round(calibration.predicted_us(r, calibrated), 1),
+                    "ratio": round(calibration.ratio(r, calibrated), 3),
+                    "asserted": r.asserted,
+                }
+                for r in calibration.load()
+            ],
+        },
+        "stock_operators": {
+            "note": f"issue 15's encoder from amd/IRON operators, {LABEL}",
+            "calibrated": _stock(plan.dims, calibrated),
+            "uncalibrated": _stock(plan.dims, old_plan.params),
         },
         "columns": columns,
         "resource_check": resources.as_dict(),
@@ -119,7 +183,11 @@ def report(choice, stream_windows: int, preset: str) -> tuple[dict, object, obje
 def _print_text(obj: dict, out=sys.stdout) -> None:
     from npustream.npu.predict.simulate import TARGETS
 
-    print(f"NPU plan: {obj['plan']} on {obj['preset']} ({obj['reason']})", file=out)
+    print(
+        f"NPU plan: {obj['plan']} on {obj['preset']} ({obj['reason']}; plans are chosen and built with the "
+        "uncalibrated parameters)",
+        file=out,
+    )
     print(f"All figures below are {LABEL}.", file=out)
     for col in obj["columns"]:
         ops = col["ops"]
@@ -132,21 +200,44 @@ def _print_text(obj: dict, out=sys.stdout) -> None:
             f"computing {col['compute_utilisation']:.0%}",
             file=out,
         )
+    old = obj["uncalibrated"]
     print(
         f"  predicted latency per window:   {obj['predicted_latency_ms']:.1f} ms "
-        f"(array compute bound {obj['compute_bound_ms']:.1f} ms)",
+        f"(array compute bound {obj['compute_bound_ms']:.1f} ms; old model predicted "
+        f"{old['predicted_latency_ms']:.1f} ms, bound {old['compute_bound_ms']:.1f} ms)",
         file=out,
     )
     print(
         f"  predicted throughput:           {obj['predicted_throughput_windows_per_s']:.2f} windows/s "
-        f"(compute bound {obj['compute_bound_throughput_windows_per_s']:.2f})",
+        f"(compute bound {obj['compute_bound_throughput_windows_per_s']:.2f}; old model predicted "
+        f"{old['predicted_throughput_windows_per_s']:.2f})",
         file=out,
     )
     print(
         f"  predicted transfer hidden:      {obj['hidden_transfer_share']:.1%} of "
-        f"{obj['predicted_transfer_ms']:.1f} ms",
+        f"{obj['predicted_transfer_ms']:.1f} ms (old model predicted {old['hidden_transfer_share']:.1%} of "
+        f"{old['predicted_transfer_ms']:.1f} ms)",
         file=out,
     )
+    fitted = obj["calibration"]["fitted"]
+    print(
+        f"  calibrated (FITTED to published Phoenix measurements, predicted figures): dispatch "
+        f"{fitted['dispatch_us']:.0f} us, design switch {fitted['design_switch_us']:.0f} us, DDR "
+        f"{fitted['column_ddr_gb_per_s']:.2f} GB/s per column, "
+        f"MAC efficiency {fitted['matmul_efficiency']:.2f}",
+        file=out,
+    )
+    print(f"  calibrated model's own choice (predicted): {obj['calibrated_choice']}", file=out)
+    for model in ("calibrated", "uncalibrated"):
+        for name, p in obj["stock_operators"][model].items():
+            print(
+                f"  {name} ({model}, amd/IRON operators, "
+                f"{p['contexts']} x {p['columns_per_context']}-column): "
+                f"predicted latency {p['predicted_latency_ms']:.1f} ms, throughput "
+                f"{p['predicted_throughput_windows_per_s']:.2f} windows/s, {p['dispatches_per_window']} "
+                f"dispatches, {p['design_switches_per_window']} switches",
+                file=out,
+            )
     print(f"  predicted start-up (once):      {obj['predicted_startup_ms']:.0f} ms", file=out)
     print(
         f"  instruction stream per window (counted): DMA tasks per column {obj['dma_tasks_per_column']}, "
@@ -176,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
     if args.windows < 2:
         raise ConfigError("--windows must be at least 2 to predict a stream's throughput")
     choice = choose(_dims(args), DEFAULT_TILES, preset(args.preset), objective=args.objective, plan=args.plan)
-    obj, one, stream = report(choice, args.windows, args.preset)
+    obj, one, stream = report(choice, args.windows, args.preset, args.objective)
     if args.gantt:
         from npustream.npu.predict.gantt import write_gantt
 

@@ -32,6 +32,9 @@ HELP = {
     "snapshot_finals": "recent final captions kept for late joiners (default 50)",
     "words": "include word timings in captions (default on)",
     "echo": "also print captions on stdout",
+    "prompt": "text the first decodes are conditioned on (as OpenAI's initial_prompt): topic, names, "
+    "spelling",
+    "hotwords": 'terms to prefer in every decode (as faster-whisper\'s hotwords), e.g. "Kubernetes, Grafana"',
 }
 
 

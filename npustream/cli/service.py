@@ -42,6 +42,11 @@ def register(subparsers) -> None:
     install.add_argument(
         "--root", metavar="DIR", help="stage a --system install under DIR (packaging); runs nothing"
     )
+    install.add_argument(
+        "--web",
+        action="store_true",
+        help="also install npustream-web.service (`npustream web`, started after the daemon)",
+    )
     install.set_defaults(handler=_install)
 
     uninstall = actions.add_parser("uninstall", help="stop, disable and remove the unit")
@@ -53,13 +58,14 @@ def register(subparsers) -> None:
     show = actions.add_parser("show", help="print the unit that install would write")
     scope_flags(show)
     show.add_argument("--python", metavar="PATH", help="interpreter for ExecStart")
+    show.add_argument("--web", action="store_true", help="the web page's unit instead of the daemon's")
     show.set_defaults(handler=_show)
 
 
 def _install(args) -> int:
     from npustream.service import install
 
-    report = install.install(args.scope, enable=args.enable, python=args.python, root=args.root)
+    report = install.install(args.scope, enable=args.enable, python=args.python, root=args.root, web=args.web)
     print(f"npustream {args.scope} service:\n{report}")
     return 0
 
@@ -77,5 +83,5 @@ def _show(args) -> int:
 
     from npustream.service import install
 
-    sys.stdout.write(install.render_unit(args.scope, args.python or sys.executable))
+    sys.stdout.write(install.render_unit(args.scope, args.python or sys.executable, web=args.web))
     return 0

@@ -35,7 +35,21 @@ def register(sub) -> None:
     parser.add_argument("file", help="wav, flac, ogg or mp3")
     parser.add_argument("--format", choices=FORMATS, default="txt")
     parser.add_argument("--word-timestamps", action="store_true")
-    parser.add_argument("--initial-prompt", default=None, help="text to condition the first window on")
+    parser.add_argument(
+        "--prompt",
+        "--initial-prompt",
+        dest="prompt",
+        default=None,
+        metavar="TEXT",
+        help="text to condition the first window on (OpenAI's initial_prompt), e.g. the "
+        "topic and its vocabulary spelled as they should be",
+    )
+    parser.add_argument(
+        "--hotwords",
+        default=None,
+        metavar='"A, B"',
+        help="terms to prefer in every window (faster-whisper's hotwords), e.g. product names",
+    )
     parser.add_argument(
         "--no-vad",
         dest="vad",
@@ -64,6 +78,7 @@ def handle(args: argparse.Namespace) -> int:
             task=args.task,
             beam_size=args.beam_size,
             word_timestamps=args.word_timestamps,
+            hotwords=args.hotwords,
         )
     )
     progress = None
@@ -75,7 +90,7 @@ def handle(args: argparse.Namespace) -> int:
             progress.update(done)
 
     transcript = transcribe_file(
-        recognizer, args.file, initial_prompt=args.initial_prompt, vad=args.vad, on_progress=on_progress
+        recognizer, args.file, initial_prompt=args.prompt, vad=args.vad, on_progress=on_progress
     )
     if progress:
         progress.close()

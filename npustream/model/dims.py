@@ -29,3 +29,13 @@ class WhisperDims:
     @property
     def multilingual(self) -> bool:
         return self.n_vocab >= 51865
+
+
+# Published Whisper encoder shapes (d_model, heads, layers), for planning without a model file.
+PUBLISHED_SHAPES = {
+    "tiny": (384, 6, 4),
+    "base": (512, 8, 6),
+    "small": (768, 12, 12),
+    "medium": (1024, 16, 24),
+    "large": (1280, 20, 32),
+}

@@ -5,6 +5,16 @@ Every payload carries the schema version "v", the message "type" (its topic), th
 all topics, so a subscriber that sees a jump knows how many it missed) and "time" (wall-clock
 seconds since the epoch when published). npustream/protocol/captions.schema.json (schema.py) is the
 machine-readable form of this module; tests validate real traffic against it.
+
+Versions: "v" is the major version, SCHEMA_VERSION; it changes only when a change would break a
+client that follows the rules below, and decode() refuses any other. The schema document
+carries the full version (SCHEMA_DOCUMENT_VERSION, its "title"): a minor step only adds
+optional fields. Clients keep working across minor steps by ignoring fields they do not know
+(the schema allows them on every message) and by treating a field a newer schema added as
+optional (an older daemon does not send it).
+  1.0  the first stream
+  1.1  captions carry "language" and "language_probability" (of the decode their words come
+       from; the probability is 1.0 when the language was set, not detected)
 """
 
 from __future__ import annotations
@@ -15,7 +25,8 @@ from typing import Any
 
 from npustream.types import CaptionEvent
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # "v" on the wire: the major version
+SCHEMA_DOCUMENT_VERSION = "1.1"  # captions.schema.json's version (major.minor)
 PARTIAL = "caption.partial"
 FINAL = "caption.final"
 STATUS = "status"
@@ -34,6 +45,10 @@ def caption_body(event: CaptionEvent, stream_start: float, with_words: bool) -> 
         "start": round(words[0].start, 3) if words else None,
         "end": round(words[-1].end, 3) if words else None,
         "stream_start": stream_start,
+        "language": event.language,
+        "language_probability": (
+            None if event.language_probability is None else round(event.language_probability, 4)
+        ),
     }
     if event.kind == "partial":
         body["revision"] = event.revision

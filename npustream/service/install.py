@@ -5,6 +5,9 @@ the repository's systemd/ files are generated from), with ExecStart set to this 
     system /etc/systemd/system/npustream.service      + /etc/npustream/config.toml
            + /etc/sysusers.d/npustream.conf (the service's own user)
 
+With web=True (`--web`), npustream-web.service beside it: `npustream web`, ordered after the
+daemon and wanting it (the page follows the daemon through restarts by itself).
+
 `root` stages the system files under another directory (packaging); nothing is run then.
 """
 
@@ -25,6 +28,7 @@ from npustream.errors import ConfigError, NpustreamError
 logger = log.get(__name__)
 
 UNIT_NAME = "npustream.service"
+WEB_UNIT_NAME = "npustream-web.service"
 SCOPES = ("user", "system")
 SYSTEM_USER = "npustream"
 SYSUSERS_LINE = f'u {SYSTEM_USER} - "npustream live speech captioning" /var/lib/npustream\n'
@@ -42,10 +46,12 @@ def exec_path(path: str) -> str:
     return path
 
 
-def render_unit(scope: str, python: str) -> str:
+def render_unit(scope: str, python: str, web: bool = False) -> str:
+    """The daemon's unit, or with web=True the web page's."""
     if scope not in SCOPES:
         raise ConfigError(f"unknown service scope {scope!r}; choose user or system")
-    return Template(template_text(f"{scope}.service")).substitute(python=exec_path(python))
+    name = f"web-{scope}.service" if web else f"{scope}.service"
+    return Template(template_text(name)).substitute(python=exec_path(python))
 
 
 def default_config_text() -> str:
@@ -82,6 +88,10 @@ class Layout:
             base / "etc/sysusers.d/npustream.conf",
             staged=root is not None,
         )
+
+    @property
+    def web_unit(self) -> Path:
+        return self.unit.with_name(WEB_UNIT_NAME)
 
 
 @dataclass
@@ -152,7 +162,12 @@ def _create_system_user(layout: Layout, report: Report) -> None:
 
 
 def install(
-    scope: str, *, enable: bool = False, python: str | None = None, root: str | Path | None = None
+    scope: str,
+    *,
+    enable: bool = False,
+    python: str | None = None,
+    root: str | Path | None = None,
+    web: bool = False,
 ) -> Report:
     python = python or sys.executable
     layout = Layout.for_scope(scope, root)
@@ -165,6 +180,13 @@ def install(
     report = Report()
     verb = _write(layout.unit, render_unit(scope, python), 0o644)
     report.done.append(f"{verb} {layout.unit} (ExecStart={python} -m npustream run)")
+    units = [UNIT_NAME]
+    if web:
+        verb = _write(layout.web_unit, render_unit(scope, python, web=True), 0o644)
+        report.done.append(
+            f"{verb} {layout.web_unit} (ExecStart={python} -m npustream web, after the daemon)"
+        )
+        units.append(WEB_UNIT_NAME)
     if layout.config.exists():
         report.done.append(f"kept existing config {layout.config}")
     else:
@@ -174,7 +196,7 @@ def install(
         _create_system_user(layout, report)
     if layout.staged:
         return report
-    _activate(scope, enable, report)
+    _activate(scope, enable, report, units)
     if scope == "user":
         report.hints.append('start at boot without logging in: loginctl enable-linger "$USER"')
     journal = "journalctl --user -u npustream -f" if scope == "user" else "journalctl -u npustream -f"
@@ -182,11 +204,12 @@ def install(
     return report
 
 
-def _activate(scope: str, enable: bool, report: Report) -> None:
+def _activate(scope: str, enable: bool, report: Report, units: list[str]) -> None:
     flag = "--user " if scope == "user" else ""
+    names = " ".join(units)
     if not (systemd_running() and shutil.which("systemctl")):
         report.done.append("systemd is not running here: nothing reloaded or started")
-        report.hints.append(f"where systemd runs: systemctl {flag}enable --now {UNIT_NAME}")
+        report.hints.append(f"where systemd runs: systemctl {flag}enable --now {names}")
         if enable:
             raise NpustreamError(
                 f"--enable needs a running systemd, and none runs here "
@@ -198,12 +221,12 @@ def _activate(scope: str, enable: bool, report: Report) -> None:
         raise NpustreamError(f"systemctl {flag}daemon-reload failed: {reload.stderr.strip()}")
     report.done.append(f"ran systemctl {flag}daemon-reload")
     if not enable:
-        report.hints.append(f"start it now and at every login/boot: systemctl {flag}enable --now {UNIT_NAME}")
+        report.hints.append(f"start it now and at every login/boot: systemctl {flag}enable --now {names}")
         return
-    started = _systemctl(scope, "enable", "--now", UNIT_NAME)
+    started = _systemctl(scope, "enable", "--now", *units)
     if started.returncode != 0:
-        raise NpustreamError(f"systemctl {flag}enable --now {UNIT_NAME} failed: {started.stderr.strip()}")
-    report.done.append(f"ran systemctl {flag}enable --now {UNIT_NAME}")
+        raise NpustreamError(f"systemctl {flag}enable --now {names} failed: {started.stderr.strip()}")
+    report.done.append(f"ran systemctl {flag}enable --now {names}")
 
 
 def uninstall(scope: str, *, purge: bool = False, root: str | Path | None = None) -> Report:
@@ -215,18 +238,20 @@ def uninstall(scope: str, *, purge: bool = False, root: str | Path | None = None
     report = Report()
     flag = "--user " if scope == "user" else ""
     live = not layout.staged and systemd_running() and shutil.which("systemctl")
-    if live and layout.unit.exists():
-        stopped = _systemctl(scope, "disable", "--now", UNIT_NAME)
-        if stopped.returncode != 0:
-            raise NpustreamError(
-                f"systemctl {flag}disable --now {UNIT_NAME} failed: {stopped.stderr.strip()}"
-            )
-        report.done.append(f"ran systemctl {flag}disable --now {UNIT_NAME}")
-    if layout.unit.exists():
-        layout.unit.unlink()
-        report.done.append(f"removed {layout.unit}")
-    else:
-        report.done.append(f"no unit at {layout.unit}")
+    # The web unit first: it wants the daemon, and would otherwise outlive it.
+    for unit in (layout.web_unit, layout.unit):
+        if live and unit.exists():
+            stopped = _systemctl(scope, "disable", "--now", unit.name)
+            if stopped.returncode != 0:
+                raise NpustreamError(
+                    f"systemctl {flag}disable --now {unit.name} failed: {stopped.stderr.strip()}"
+                )
+            report.done.append(f"ran systemctl {flag}disable --now {unit.name}")
+        if unit.exists():
+            unit.unlink()
+            report.done.append(f"removed {unit}")
+        elif unit == layout.unit:
+            report.done.append(f"no unit at {unit}")
     if live:
         _systemctl(scope, "daemon-reload")
         report.done.append(f"ran systemctl {flag}daemon-reload")

@@ -58,7 +58,7 @@ class Captioner:
         self.cfg = cfg
         self.window = AudioWindow(cfg.max_window)
         self.vad = VoiceActivity(cfg.vad_threshold)
-        self.policy = CommitPolicy()
+        self.policy = CommitPolicy(cfg.prompt)
         self.guard = HypothesisGuard(self.vad, self.policy)
         self.stats = UpdateStats()
         self.segments = Segments()
@@ -299,6 +299,8 @@ class Captioner:
         self._decoded_until = w.end  # (the reuse test: how far the remembered hypothesis heard)
         if result.skipped_as_silence:
             return ()
+        self.segments.language = result.language
+        self.segments.language_probability = result.language_probability
         return tuple(
             _Seg(self.guard.heard(seg.words, w.start, w.end)) for seg in result.segments if seg.words
         )

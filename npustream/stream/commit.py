@@ -57,7 +57,10 @@ class Commit:
 
 
 class CommitPolicy:
-    def __init__(self) -> None:
+    def __init__(self, initial_prompt: str | None = None) -> None:
+        # Text before the first final words, as OpenAI's initial_prompt: it leads the prompt
+        # until final text pushes it out (PROMPT_CHARS).
+        self.initial_prompt = " ".join(initial_prompt.split()) if initial_prompt else ""
         self.last_final_end = 0.0  # end time of the newest final word
         self.finals: deque[Word] = deque(maxlen=200)  # recent final words (prompt, overlap check)
         self.previous: list[Word] = []  # the previous hypothesis (whole window)
@@ -124,9 +127,10 @@ class CommitPolicy:
         return Commit(out, tail)
 
     def prompt(self, before: float) -> str | None:
-        """Final text that ended before stream time `before` (i.e. no longer in the window),
-        at most PROMPT_CHARS of it starting at a word, as the next decode's prompt."""
-        text = "".join(w.word for w in self.finals if w.end <= before + TIME_SLACK)
+        """The initial prompt and the final text that ended before stream time `before` (i.e.
+        no longer in the window), the last PROMPT_CHARS of it starting at a word, as the next
+        decode's prompt."""
+        text = self.initial_prompt + "".join(w.word for w in self.finals if w.end <= before + TIME_SLACK)
         if len(text) > PROMPT_CHARS:
             text = text[-PROMPT_CHARS:]
             text = text[text.find(" ") + 1 :] if " " in text else text

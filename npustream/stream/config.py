@@ -52,6 +52,8 @@ class StreamConfig:
     snapshot_finals: int = 50  # recent final captions kept for late joiners
     words: bool = True  # word timings in caption messages
     echo: bool = False  # also print captions on stdout
+    prompt: str | None = None  # text the first decodes are conditioned on (OpenAI's initial_prompt)
+    hotwords: str | None = None  # terms to prefer in every decode, e.g. "Kubernetes, Grafana"
 
     @property
     def pub_endpoint(self) -> str:
@@ -96,6 +98,7 @@ CHECKS: dict[str, tuple[Any, str]] = {
     "snapshot_finals": (lambda v: 0 <= v <= 10000, "a count from 0 to 10000"),
 }
 
+WEB_TABLE = "web"  # the [web] table is `npustream web`'s (web/options.py), not the daemon's
 _TYPES = {f.name: f.type for f in fields(StreamConfig)}
 
 
@@ -136,6 +139,10 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    if not isinstance(data.pop(WEB_TABLE, {}), dict):
+        raise ConfigError(
+            f"config {path}: '{WEB_TABLE}' must be a table ([{WEB_TABLE}]) of `npustream web` options"
+        )
     return {name: _check(name, value, f"config {path}") for name, value in data.items()}
 
 

@@ -120,6 +120,7 @@ class Daemon:
                 compute_type=cfg.compute_type,
                 context=cfg.context,
                 fallback=False,
+                hotwords=cfg.hotwords,
             )
         )
         t0 = time.perf_counter()

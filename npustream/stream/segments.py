@@ -4,7 +4,8 @@ not-yet-final tail into caption events; knows nothing of audio or decoding.
 
 Contract: a final carries only newly final words; `segment_end` closes the utterance and its
 partial, and the next words start a new segment id (only when the closed one had finals, so ids
-count utterances that said something). A partial is published only when its words changed."""
+count utterances that said something). A partial is published only when its words changed.
+Every event carries the language of the newest decode that heard speech (`language`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,18 @@ class Segments:
         self.revision = 0  # of the open segment's partial: 1, 2, ...
         self.partial: tuple[Word, ...] = ()  # the last published partial's words
         self.has_finals = False  # the open segment has published finals
+        self.language: str | None = None  # of the newest decode that heard speech
+        self.language_probability: float | None = None
+
+    def _event(self, kind: str, words: tuple[Word, ...], **fields) -> CaptionEvent:
+        return CaptionEvent(
+            kind,
+            self.segment_id,
+            words,
+            language=self.language,
+            language_probability=self.language_probability,
+            **fields,
+        )
 
     @property
     def open(self) -> bool:
@@ -27,11 +40,11 @@ class Segments:
         """A final caption for newly final words; segment_end closes the utterance."""
         events = []
         if words or (segment_end and self.has_finals):
-            events.append(CaptionEvent("final", self.segment_id, tuple(words), segment_end=segment_end))
+            events.append(self._event("final", tuple(words), segment_end=segment_end))
             self.has_finals = True
         elif segment_end and self.partial:  # an utterance that ended with no final words
             self.revision += 1
-            events.append(CaptionEvent("partial", self.segment_id, (), revision=self.revision))
+            events.append(self._event("partial", (), revision=self.revision))
         if segment_end:
             if self.has_finals:
                 self.segment_id += 1
@@ -47,4 +60,4 @@ class Segments:
         if not changed:
             return []
         self.revision += 1
-        return [CaptionEvent("partial", self.segment_id, words, revision=self.revision)]
+        return [self._event("partial", words, revision=self.revision)]

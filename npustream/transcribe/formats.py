@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
 from npustream.errors import ConfigError
+from npustream.subtitles import VTT_HEADER, cue_text, srt_cue, vtt_cue
 from npustream.types import Segment, Transcript
-
-
-def format_timestamp(seconds: float, decimal_marker: str) -> str:
-    """HH:MM:SS<marker>mmm, rounded to the millisecond ('.' for WebVTT, ',' for SubRip)."""
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"timestamp must be a non-negative number of seconds, got {seconds}")
-    total_ms = round(seconds * 1000.0)
-    hours, rest = divmod(total_ms, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs, ms = divmod(rest, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal_marker}{ms:03d}"
-
-
-def _cue_text(segment: Segment) -> str:
-    # A cue ends at a blank line and its timing line is found by "-->": neither may leak in.
-    return " ".join(segment.text.split()).replace("-->", "->")
 
 
 def _subtitle_segments(transcript: Transcript) -> list[Segment]:
@@ -32,25 +16,16 @@ def _subtitle_segments(transcript: Transcript) -> list[Segment]:
 
 
 def to_txt(transcript: Transcript) -> str:
-    return "".join(f"{_cue_text(s)}\n" for s in _subtitle_segments(transcript))
+    return "".join(f"{cue_text(s.text)}\n" for s in _subtitle_segments(transcript))
 
 
 def to_srt(transcript: Transcript) -> str:
-    cues = []
-    for index, s in enumerate(_subtitle_segments(transcript), start=1):
-        start, end = format_timestamp(s.start, ","), format_timestamp(s.end, ",")
-        cues.append(f"{index}\n{start} --> {end}\n{_cue_text(s)}\n")
-    return "\n".join(cues)
+    segments = _subtitle_segments(transcript)
+    return "\n".join(srt_cue(i, s.start, s.end, s.text) for i, s in enumerate(segments, start=1))
 
 
 def to_vtt(transcript: Transcript) -> str:
-    cues = ["WEBVTT\n"]
-    for s in _subtitle_segments(transcript):
-        start, end = format_timestamp(s.start, "."), format_timestamp(s.end, ".")
-        # WebVTT cue text is markup: a bare "&" or "<" would start an entity or a tag.
-        text = _cue_text(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        cues.append(f"{start} --> {end}\n{text}\n")
-    return "\n".join(cues)
+    return "\n".join([VTT_HEADER] + [vtt_cue(s.start, s.end, s.text) for s in _subtitle_segments(transcript)])
 
 
 def transcript_to_dict(transcript: Transcript) -> dict[str, Any]:

@@ -7,6 +7,12 @@ only with a cited measurement, and say so here, so that predicted figures stay c
 
 Hawk Point is the same XDNA1 array (4 usable columns x 4 compute tiles) at a higher clock: its
 preset differs only in the clock (1.6 GHz, inferred from 16 TOPS int8 over 20 tiles).
+
+Two parameter sets. PRESETS are phoenix.md's table as it stands (the UNCALIBRATED model): plans are
+built and chosen with them, so a build's identity does not move. CALIBRATED_PRESETS replace the four
+values physics leaves open with values FITTED to AMD's published Phoenix measurements of its IRON
+operators (npu/predict/calibration.py: the table, the fit, and a test that these numbers equal the
+refit); every predicted figure is given by both, the calibrated one first.
 """
 
 from __future__ import annotations
@@ -60,6 +66,9 @@ class NpuParams:
     # write; each counts one). phoenix.md has no figure for it: 0 means the published predicted
     # figures assume issue is free (hidden). npu/predict/simulate.py says how a non-zero value is modelled.
     issue_op_s: float = 0.0
+    # --- FITTED only (npu/predict/calibration.py); 0 in phoenix.md's table: not modelled ---
+    design_switch_s: float = 0.0  # reconfiguring the array for another operator design
+    column_ddr_bytes_per_s: float = 0.0  # achieved DDR <-> array traffic of one column, read + written
 
     @property
     def compute_tiles(self) -> int:
@@ -83,9 +92,24 @@ PRESETS: dict[str, NpuParams] = {
     "hawkpoint": NpuParams(name="hawkpoint", clock_hz=1.6e9),
 }
 
+# FITTED by npu/predict/calibration.fit() to the published table npu/predict/phoenix_published.json
+# (amd/IRON: phoenix/{small,extensive}/latest.csv on the ci branch, iron/operators/flm/gemm/README.md,
+# iron/lm/llama3/decode_costs_npu1.json; commits in the table). tests/test_npu_calibration.py checks
+# that these equal the refit. Hawk Point takes the same values (its host path and DDR are the same; its
+# faster clock changes only what is physics).
+FITTED: dict[str, float] = {
+    "dispatch_s": 262.513e-6,  # median chained step of 33 small decode steps (was 40 us: XRT alone)
+    "design_switch_s": 121.27e-6,  # mean of the 3 measured design switches
+    "column_ddr_bytes_per_s": 4.40e9,  # achieved DDR traffic per column, read + written (GEMM rows)
+    "matmul_efficiency": 0.44,  # achieved share of the bf16 MAC peak (GEMM rows; was 0.5 assumed)
+}
+CALIBRATED_PRESETS: dict[str, NpuParams] = {name: p.replace(**FITTED) for name, p in PRESETS.items()}
 
-def preset(name: str) -> NpuParams:
+
+def preset(name: str, *, calibrated: bool = False) -> NpuParams:
+    """A preset by name: phoenix.md's table, or with `calibrated` the fitted values in place."""
+    table = CALIBRATED_PRESETS if calibrated else PRESETS
     try:
-        return PRESETS[name]
+        return table[name]
     except KeyError:
         raise ConfigError(f"unknown NPU preset {name!r}; choose one of {', '.join(PRESETS)}") from None

@@ -10,10 +10,13 @@ each moves are those of the dataflows in npu/plan/design.py (its docstring has t
                   L1:   into / out of the busiest compute tile, 2 in + 2 out channels x 4 B/cycle
                   shim: DDR -> column, 2 in + 2 out channels x 4 B/cycle
                   DDR:  40 GB/s shared by the columns working at the same time
+                  column (calibrated parameters only): read + written bytes over the column's achieved
+                        DDR rate, fitted to published GEMM times (npu/predict/calibration.py)
     setup     = transfer that cannot overlap compute: what the first kernel call needs
     step      = with depth-2 buffers max(compute, transfer) per kernel call, so the share costs
                 setup + max(C, T) + min(C, T) / steps; without double buffering C + T.
-    dispatch  = one XRT run (40 us) where the plan starts one; start-up (20 ms) is paid once.
+    dispatch  = one XRT run where the plan starts one (40 us; calibrated: the published ~260 us of a
+                chained operator step); start-up (20 ms) is paid once.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ class OpCost:
     setup_s: float  # transfer that cannot
     dispatch_s: float  # 0 when the share runs inside a longer XRT run (pipeline stages)
     steps: int
-    bound: str  # the DMA limit that set stream_s: "l1", "shim" or "ddr"
+    bound: str  # the DMA limit that set stream_s: "l1", "shim", "ddr" or (calibrated) "column"
 
     @property
     def transfer_s(self) -> float:
@@ -220,8 +223,12 @@ def op_cost(
         ),
         "ddr": (stream_in + tr.ddr_out) / ddr_rate,
     }
+    setup_rate = min(params.shim_in_channels * channel, ddr_rate)
+    if params.column_ddr_bytes_per_s:  # calibrated: the column's achieved DDR traffic, read + written
+        limits["column"] = (stream_in + tr.ddr_out) / params.column_ddr_bytes_per_s
+        setup_rate = min(setup_rate, params.column_ddr_bytes_per_s)
     bound = max(limits, key=limits.__getitem__)
-    setup = tr.setup_in / min(params.shim_in_channels * channel, ddr_rate)
+    setup = tr.setup_in / setup_rate
     return OpCost(
         compute, limits[bound], setup, params.dispatch_s if dispatch else 0.0, max(tr.steps, 1), bound
     )

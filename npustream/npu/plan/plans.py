@@ -136,6 +136,8 @@ def _stage_io(ops, first: int, stop: int, shapes, params: NpuParams) -> tuple[tu
     carried = tuple(name for name in live_in if name in live_out)
     nbytes = sum(math.prod(shapes[name]) * BF16 for name in carried)
     rate = min(params.shim_in_channels * params.channel_bytes_per_s, params.ddr_bytes_per_s / params.columns)
+    if params.column_ddr_bytes_per_s:  # calibrated: read and written through the column's achieved rate
+        rate = min(rate, params.column_ddr_bytes_per_s / 2)
     return live_in, live_out, carried, (nbytes / rate + params.dispatch_s) if carried else 0.0
 
 
@@ -192,6 +194,13 @@ def pipeline_plan(
         bounds.append((cut[s][j], j))
         j = cut[s][j]
     bounds.reverse()
+    return _staged(dims, tiles, params, ops, bounds, double_buffered)
+
+
+def _staged(dims, tiles, params: NpuParams, ops, bounds, double_buffered: bool) -> Plan:
+    """The pipeline plan with stage `bounds` [(first, stop)] per column, costed with `params`."""
+    k = params.columns
+    shapes = Plan(PlanKind.PIPELINE, dims, tiles, params, ops, ()).shapes
     stages, columns = [], []
     for col, (first, stop) in enumerate(bounds):
         stages.append(
@@ -230,6 +239,15 @@ def split_plan(dims: WhisperDims, tiles: Tiles, params: NpuParams, *, double_buf
     return Plan(
         PlanKind.SPLIT, dims, tiles, params, ops, tuple(tuple(c) for c in columns), (), double_buffered
     )
+
+
+def recost(plan: Plan, params: NpuParams) -> Plan:
+    """The same plan (a pipeline keeps its cut) with every task costed again with `params`: how
+    another parameter set predicts the plan as built."""
+    if plan.kind.staged:
+        bounds = [(stage.first, stage.stop) for stage in plan.stages]
+        return _staged(plan.dims, plan.tiles, params, plan.ops, bounds, plan.double_buffered)
+    return split_plan(plan.dims, plan.tiles, params, double_buffered=plan.double_buffered)
 
 
 def column_runs(plan: Plan, column: int) -> list[tuple[int, ...]]:

@@ -13,6 +13,7 @@ from npustream.npu.program.phases import (
     blocked,
     broadcast,
     object_read,
+    output_ring_write,
     shim_tile,
 )
 
@@ -76,15 +77,7 @@ def _attention_unit(ctx: Ctx, head: int, q_tiles: int, kv_tiles: int) -> Unit:
     out_buf, out_base, out_words = ctx.act(op.name, 0, 0)
     for c in range(min(4, q_tiles)):
         count = len(range(c, q_tiles, 4))
-        long.append(
-            DmaTask(
-                "mem",
-                "S2MM",
-                f"o{c}",
-                (rings.bd(f"o{c}", (rings.words(f"o{c}"),), (1,), per_use=1, writer=True),),
-                count - 1,
-            )
-        )
+        long.append(output_ring_write(rings, c, count))
     last_group = (q_tiles - 1) // 4
     for groups, first in ((range(last_group), 0), (range(last_group, last_group + 1), last_group)):
         if not groups:

@@ -7,7 +7,7 @@ from npustream.npu.ops.tiles import n_tiles
 from npustream.npu.plan.design import layernorm_rows
 from npustream.npu.program import core as core_program
 from npustream.npu.program.column import Bd, DmaTask, Unit
-from npustream.npu.program.phases import Ctx, Phase, object_read
+from npustream.npu.program.phases import Ctx, Phase, object_read, output_ring_write
 
 
 def layernorm_phases(ctx: Ctx) -> list[Phase]:
@@ -66,15 +66,7 @@ def layernorm_phases(ctx: Ctx) -> list[Phase]:
         rings.advance(f"a{s}", 2 * count)
     owner = [2 * (i % 2) + (i // 2) % 2 for i in range(chunks)]
     for c in sorted(set(owner)):
-        long.append(
-            DmaTask(
-                "mem",
-                "S2MM",
-                f"o{c}",
-                (rings.bd(f"o{c}", (rings.words(f"o{c}"),), (1,), per_use=1, writer=True),),
-                2 * owner.count(c) - 1,
-            )
-        )
+        long.append(output_ring_write(rings, c, 2 * owner.count(c)))
     full_rounds = (rows // r_in) // 4  # rounds of 4 chunks with every row kept
     if full_rounds:
         reads = [

@@ -133,3 +133,10 @@ def broadcast(rings: Rings, source: Bd, sizes, strides, count: int) -> list[DmaT
     ]
     rings.advance("b", count)
     return tasks
+
+
+def output_ring_write(rings: Rings, core: int, count: int) -> DmaTask:
+    """The mem tile takes `count` whole output objects from `core` into its output ring."""
+    ring = f"o{core}"
+    bd = rings.bd(ring, (rings.words(ring),), (1,), per_use=1, writer=True)
+    return DmaTask("mem", "S2MM", ring, (bd,), count - 1)

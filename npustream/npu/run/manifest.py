@@ -54,7 +54,7 @@ def default_build_dir(plan_kind: str, preset_name: str) -> Path:
 
 def _signature(plan: Plan) -> dict:
     return {
-        "plan": plan.kind,
+        "plan": str(plan.kind),
         "preset": plan.params.name,
         "dims": asdict(plan.dims),
         "tiles": asdict(plan.tiles),

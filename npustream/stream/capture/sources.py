@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
@@ -28,7 +29,7 @@ from npustream.stream.capture.ring import RingBuffer
 
 logger = log.get(__name__)
 
-SAMPLE_PATH = Path(__file__).resolve().parents[1] / "data" / "sample.flac"
+SAMPLE_PATH = Path(str(resources.files("npustream") / "data" / "sample.flac"))  # package data
 StatusCallback = Callable[[str, str], None]  # (state, message) for source_lost / source_restored
 
 
