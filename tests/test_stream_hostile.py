@@ -180,15 +180,15 @@ def test_an_oversized_control_frame_is_refused_unread_and_counted(idle_daemon):
 
 # -- 4.7 a frozen process ----------------------------------------------------------------------
 def test_a_frozen_process_is_reported_as_capture_stalled(idle_daemon):
-    assert request(idle_daemon.ctl, "status", timeout=5.0)["capture_stalled"] < 0.5
+    before = request(idle_daemon.ctl, "status", timeout=5.0)["capture_stalled"]  # 0 unless starved
     os.kill(idle_daemon.proc.pid, signal.SIGSTOP)
     time.sleep(2.0)
     os.kill(idle_daemon.proc.pid, signal.SIGCONT)
     time.sleep(0.5)
     status = request(idle_daemon.ctl, "status", timeout=5.0)
-    assert 1.7 <= status["capture_stalled"] <= 3.0, status["capture_stalled"]
+    assert 1.7 <= status["capture_stalled"] - before <= 3.5, (before, status["capture_stalled"])
     events = [e for e in idle_daemon.log_events() if e.get("event") == "capture_stalled"]
-    assert events and events[-1]["seconds"] >= 1.7
+    assert any(e["seconds"] >= 1.7 for e in events), events
 
 
 # -- 4.5 SIGTERM with audio not yet decoded ------------------------------------------------------
