@@ -1,8 +1,11 @@
 """A real systemd user manager for tests: `/lib/systemd/systemd --user` in its own mount
 namespace (`unshare -m`), where a tmpfs on /run/systemd with /run/systemd/system in it makes
-it, and the commands run beside it (`run()`, through `nsenter`), see a booted systemd. It has
-its own XDG_RUNTIME_DIR and XDG_CONFIG_HOME under the test's tmp_path; everything it starts
-is stopped with `systemctl --user exit`, and the manager itself by its PID."""
+it, and the commands run beside it (`run()`, through `nsenter`), see a booted systemd (outside
+the namespace systemctl says "offline"). It has its own XDG_RUNTIME_DIR and XDG_CONFIG_HOME
+under the test's tmp_path, and its own session (a signal meant for the test's process group
+never reaches it); everything it starts is stopped with `systemctl --user exit`, and the
+manager itself by its PID. Where `unshare -m` is refused (it needs root) the test is skipped,
+saying so."""
 
 from __future__ import annotations
 
@@ -17,6 +20,15 @@ import pytest
 
 SYSTEMD = "/lib/systemd/systemd"
 START = "mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/system && exec {systemd} --user"
+STATE = ("ActiveState", "SubState", "Result", "NRestarts", "MainPID", "StatusText")
+
+
+def unshare_refused() -> str | None:
+    """Why a private mount namespace cannot be made here, or None when it can."""
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        return f"unshare -m refused here ({probe.stderr.strip()}): a real systemd needs a mount namespace"
+    return None
 
 
 class UserManager:
@@ -24,8 +36,9 @@ class UserManager:
         missing = [tool for tool in (SYSTEMD, "unshare", "nsenter", "systemctl") if not shutil.which(tool)]
         if missing:
             pytest.fail(f"{', '.join(missing)} missing: apt-get install systemd util-linux", pytrace=False)
-        if os.geteuid() != 0:
-            pytest.fail("a private user manager needs root (unshare -m, mount)", pytrace=False)
+        refused = unshare_refused()
+        if refused:
+            pytest.skip(refused)
         self.runtime = tmp_path / "xdg-runtime"
         self.runtime.mkdir(mode=0o700)
         self.config_home = tmp_path / "xdg-config"
@@ -41,6 +54,7 @@ class UserManager:
             env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while not (self.runtime / "systemd/private").exists():
@@ -65,8 +79,36 @@ class UserManager:
             check=False,
         )
 
+    def systemctl(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return self.run("systemctl", "--user", "--no-pager", *args, timeout=timeout)
+
     def show(self, unit: str, prop: str) -> str:
         return self.run("systemctl", "--user", "show", "-p", prop, "--value", unit).stdout.strip()
+
+    def state(self, unit: str, *props: str) -> dict[str, str]:
+        """Several properties at once (default: the ones a start/stop/restart test looks at)."""
+        out = self.systemctl("show", unit, *(f"--property={p}" for p in props or STATE)).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def wait_for(self, unit: str, predicate, timeout: float, what: str, every: float = 0.1) -> dict[str, str]:
+        """Poll the unit's state until predicate(state) holds; the states seen go in the error."""
+        deadline, seen = time.monotonic() + timeout, []
+        while True:
+            state = self.state(unit)
+            if not seen or seen[-1] != state:
+                seen.append(state)
+            if predicate(state):
+                return state
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{unit}: no {what} within {timeout:g} s; states seen: {seen[-6:]}")
+            time.sleep(every)
+
+    def drop_in(self, unit: str, name: str, text: str) -> None:
+        """An override file, as `systemctl --user edit` writes one, then daemon-reload."""
+        path = self.config_home / "systemd/user" / f"{unit}.d" / f"{name}.conf"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        assert self.systemctl("daemon-reload").returncode == 0
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -59,9 +59,17 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from npustream.errors import NpustreamError
     from npustream.stream import config
     from npustream.stream.daemon import Daemon
+    from npustream.stream.sdnotify import Notifier
 
-    overrides = {f.name: getattr(args, f.name) for f in fields(config.StreamConfig)}
-    cfg = config.build(args.config, overrides)
-    return Daemon(cfg).run()
+    try:
+        overrides = {f.name: getattr(args, f.name) for f in fields(config.StreamConfig)}
+        cfg = config.build(args.config, overrides)
+        return Daemon(cfg).run()
+    except NpustreamError as exc:
+        # Under systemd the error line also goes to the unit's status (`systemctl status`
+        # shows it after the unit failed, with or without a journal).
+        Notifier.from_env().status(f"error: {exc}")
+        raise

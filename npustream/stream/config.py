@@ -20,6 +20,8 @@ from npustream.tomlfile import read_toml
 
 ENGINES = ("cpu", "npu", "npu-emu")
 COMPUTE_TYPES = ("int8", "int8_float32", "float32", "float16", "int8_float16", "bfloat16", "int8_bfloat16")
+MAX_HWM = 2**31 - 1  # libzmq's high-water marks are C ints: larger values are refused
+MAX_THREADS = 256  # ctranslate2 starts this many threads; more is a typo, not a machine
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,6 @@ class StreamConfig:
 TRIM_SHARE = 0.5  # trim_seconds' default as a share of max_window (15 s of 30 s)
 
 
-def _positive(v) -> bool:
-    return v > 0
-
-
 def _source_ok(v: str) -> bool:
     kind, _, arg = v.partition(":")
     if kind == "file" or "+" in v:
@@ -91,7 +89,7 @@ CHECKS: dict[str, tuple[Any, str]] = {
     "npu_design": (lambda v: v in ("iron", "custom"), "iron or custom"),
     "task": (lambda v: v in ("transcribe", "translate"), "transcribe or translate"),
     "beam_size": (lambda v: 1 <= v <= 16, "an integer from 1 to 16"),
-    "threads": (lambda v: v >= 0, "an integer >= 0"),
+    "threads": (lambda v: 0 <= v <= MAX_THREADS, f"an integer from 0 to {MAX_THREADS}"),
     "compute_type": (lambda v: v in COMPUTE_TYPES, f"one of {', '.join(COMPUTE_TYPES)}"),
     "context": (lambda v: v in ("fit", "full"), "fit or full"),
     "hop": (lambda v: 0.1 <= v <= 10, "seconds from 0.1 to 10"),
@@ -105,7 +103,7 @@ CHECKS: dict[str, tuple[Any, str]] = {
     "capture_seconds": (lambda v: 2 <= v <= 600, "seconds from 2 to 600"),
     "pub": (_endpoint_ok, "an ipc://, tcp:// or inproc:// endpoint"),
     "ctl": (_endpoint_ok, "an ipc://, tcp:// or inproc:// endpoint"),
-    "sndhwm": (_positive, "a positive number of messages"),
+    "sndhwm": (lambda v: 1 <= v <= MAX_HWM, f"a number of messages from 1 to {MAX_HWM}"),
     "heartbeat": (lambda v: 0.1 <= v <= 60, "seconds from 0.1 to 60"),
     "snapshot_finals": (lambda v: 0 <= v <= 10000, "a count from 0 to 10000"),
 }

@@ -7,8 +7,12 @@ The processing loop (this thread) reads whatever audio has arrived, feeds the VA
 window, and runs an update when one is due. An update decodes the latest audio: hops that
 passed while the engine was busy are skipped and counted, never queued. The publishing
 thread (publisher.py) owns the sockets, so heartbeats and control replies go out while the
-engine works. SIGINT/SIGTERM: the current update finishes, the pending partial is published
-as final, the sockets close, exit 0.
+engine works. SIGINT/SIGTERM: the current update finishes, capture stops, the audio not yet
+final is decoded once more as the end of a file is (so the last words are not left as the
+partial of a shorter window) and published final, the sockets close, exit 0.
+
+One daemon per endpoint: start-up is refused when a live process serves either ipc endpoint
+(the control socket or the caption socket alone).
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ from npustream.render import CaptionPrinter
 from npustream.stream.captioner import Captioner
 from npustream.stream.capture.sources import Source, open_source
 from npustream.stream.config import StreamConfig
-from npustream.stream.publisher import Publisher
+from npustream.stream.publisher import Publisher, serving
 from npustream.stream.sdnotify import Notifier
-from npustream.stream.supervise import LoopCounters, Supervisor, heartbeat_body, status_body
+from npustream.stream.supervise import LoopCounters, StallClock, Supervisor, heartbeat_body, status_body
 from npustream.types import CaptionEvent
 
 logger = log.get(__name__)
@@ -45,6 +49,7 @@ class Daemon:
         self.cfg = cfg
         self.stream_id = uuid.uuid4().hex[:16]
         self.counters = LoopCounters()
+        self.stall_clock = StallClock(self.counters, self._stalled)
         self._stop_signals = 0
         self._audio_arrived = time.monotonic()  # when the newest sample in the window arrived
         self.source: Source | None = None
@@ -85,16 +90,18 @@ class Daemon:
                 signal.signal(sig, handler)
 
     def _refuse_second_daemon(self) -> None:
-        if not self.cfg.ctl_endpoint.startswith("ipc://"):
-            return  # a tcp port in use fails to bind, with its own clear error
-        try:
-            answer = control.request(self.cfg.ctl_endpoint, "status", timeout=0.5)
-        except NpustreamError:
-            return  # nothing alive there: a stale socket file is replaced on bind
-        raise NpustreamError(
-            f"another npustream daemon (pid {answer.get('pid')}) is already serving "
-            f"{self.cfg.ctl_endpoint}; stop it or pass --pub/--ctl"
-        )
+        """A live listener on either ipc endpoint: refuse (binding would take its socket file
+        over). A stale file is replaced on bind; a tcp port in use fails to bind by itself."""
+        pid = None
+        if self.cfg.ctl_endpoint.startswith("ipc://"):
+            try:  # a daemon that answers says who it is (and is not probed as a hang-up)
+                pid = control.request(self.cfg.ctl_endpoint, "status", timeout=0.5).get("pid")
+            except NpustreamError:
+                pass
+        for endpoint in (self.cfg.ctl_endpoint, self.cfg.pub_endpoint):
+            if (pid and endpoint == self.cfg.ctl_endpoint) or serving(endpoint):
+                who = f"another npustream daemon (pid {pid})" if pid else "another process"
+                raise NpustreamError(f"{who} is already serving {endpoint}; stop it or pass --pub/--ctl")
 
     def _load_model(self) -> None:
         from npustream.asr.recognizer import Recognizer, RecognizerConfig
@@ -133,6 +140,7 @@ class Daemon:
         ready = f"captioning {self.source.name} on the {self.recognizer.engine_name} engine"
         self.counters.stream_start = time.time()
         self.source.start()  # a microphone that cannot open fails here, before READY=1
+        self.stall_clock.start()
         self.notifier.ready(ready)
         self.counters.source_state = "running"
         self._publish_status("running", ready)
@@ -158,7 +166,8 @@ class Daemon:
                 raise AudioError(f"{self.source.name} ended before any audio arrived")
         else:
             self.source.close()  # stop capture first; the update in progress has finished
-            self._emit(self.captioner.finish(decode=False))
+            self._take(self.source.read(self.captioner.room()))  # what was captured before that
+            self._emit(self.captioner.finish(decode=True))
             self.counters.source_state = "stopped"
             self._publish_status("stopping", "stopped by signal")
         return 0
@@ -175,10 +184,7 @@ class Daemon:
                 logger.warning("audio_gap", seconds=round(gap, 3), source=source.name)
                 self._emit(captioner.gap(gap))
             chunk = source.read(captioner.room())
-            if len(chunk):
-                captioner.push(chunk)
-                counters.samples_in += len(chunk)
-                self._audio_arrived = time.monotonic()
+            self._take(chunk)
             if captioner.due():
                 decodes = captioner.stats.decodes
                 events = captioner.update()
@@ -190,6 +196,12 @@ class Daemon:
             elif not len(chunk):
                 time.sleep(IDLE_POLL)
         return False
+
+    def _take(self, chunk: np.ndarray) -> None:
+        if len(chunk):
+            self.captioner.push(chunk)
+            self.counters.samples_in += len(chunk)
+            self._audio_arrived = time.monotonic()
 
     def _emit(self, events: list[CaptionEvent]) -> None:
         if not events:
@@ -243,6 +255,16 @@ class Daemon:
         return (
             f"{self.recognizer.engine_name} engine, lag {c.lag:.2f} s, {c.finals} finals, "
             f"{self.captioner.stats.skipped} windows skipped, source {c.source_state}"
+            + (f", stalled {c.capture_stalled:.1f} s" if c.capture_stalled else "")
+        )
+
+    def _stalled(self, seconds: float) -> None:
+        """From the stall clock's thread, after the process could run again."""
+        logger.warning(
+            "capture_stalled",
+            seconds=round(seconds, 3),
+            total=round(self.counters.capture_stalled, 3),
+            note="the process stood still: audio a microphone delivered meanwhile was not captured",
         )
 
     def heartbeat(self) -> dict[str, Any]:
@@ -257,6 +279,7 @@ class Daemon:
 
     def _shutdown(self) -> None:
         self.notifier.stopping("stopping")
+        self.stall_clock.stop()
         if self.source is not None:
             self.source.close()
         if self.printer:

@@ -10,12 +10,25 @@ Other threads hand messages over with submit(): a queue plus a wake-up byte on a
 poller watches, so the decoding thread never touches a socket and never waits for one.
 A subscriber that does not read fills only its own queue (SNDHWM); PUB then drops messages
 for that subscriber alone, and it sees the jump in seq.
+
+Control traffic never holds up captions and heartbeats: each loop turn answers at most
+CONTROL_PER_TURN requests (libzmq's ROUTER takes them from its clients in turn, so one client
+that floods gets its share, not the turn), then publishes what is queued. A reply that cannot
+be delivered at once (a client that does not read, or has left) is dropped and counted. A frame
+over MAX_WIRE_BYTES is refused by libzmq before it is read whole: the connection is closed; the
+control socket's monitor counts connections that close before a whole request came
+(`control_hangups`).
+
+Socket files: an ipc endpoint's file is removed on exit only when it is still the one this
+process bound (same inode): a second daemon that replaced it, or a file this process never
+bound, is left alone.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import socket
 import threading
 import time
 from collections import deque
@@ -34,6 +47,8 @@ from npustream.protocol.messages import FINAL, HEARTBEAT, PARTIAL, encode
 logger = log.get(__name__)
 
 LINGER_MS = 1000  # on close, how long queued messages may still go out to live subscribers
+CONTROL_PER_TURN = 32  # control requests answered per loop turn before publishing gets its turn
+REJECTION_LOG_EVERY = 1.0  # s: at most one log line about malformed control requests per this
 
 
 def prepare_endpoint(endpoint: str) -> None:
@@ -43,9 +58,41 @@ def prepare_endpoint(endpoint: str) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
-def remove_ipc_file(endpoint: str) -> None:
-    if endpoint.startswith("ipc://"):
-        Path(endpoint[6:]).unlink(missing_ok=True)
+def serving(endpoint: str) -> bool:
+    """Whether a live process listens on this ipc endpoint (a stale socket file refuses the
+    connection). Other transports: False (binding a tcp port in use fails by itself)."""
+    if not endpoint.startswith("ipc://"):
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(endpoint[6:])
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+class SocketFile:
+    """The file an ipc bind created, remembered by inode, so that exit removes only that."""
+
+    def __init__(self, endpoint: str):
+        self.path = Path(endpoint[6:]) if endpoint.startswith("ipc://") else None
+        self._id = self._identity()
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat() if self.path else None
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino) if st else None
+
+    def remove(self) -> None:
+        if self._id is not None and self._identity() == self._id:
+            self.path.unlink(missing_ok=True)
+        elif self.path is not None:
+            logger.warning("socket_file_kept", path=str(self.path), reason="not the file this process bound")
 
 
 class Publisher:
@@ -68,6 +115,14 @@ class Publisher:
         self.seq = 0  # seq of the last message sent (the first message has seq 1)
         self.subscribers = 0  # peers connected to the PUB socket (from its monitor)
         self.control_errors = 0  # malformed or oversized requests answered with an error
+        self.control_replies_dropped = 0  # replies not deliverable at once (client not reading, or gone)
+        self.control_hangups = 0  # connections closed before a whole request (oversized frames among them)
+        self._ctl_spoke: dict[int, bool] = {}  # open control connection fd -> a request came from it
+        self._ctl_closing: dict[int, bool] = {}  # the same for connections closed since the last count
+        self._snapshot: tuple[int, bytes] | None = None  # (seq, reply): unchanged until the next message
+        self._files: list[SocketFile] = []
+        self._rejection_logged = -REJECTION_LOG_EVERY  # monotonic s of the last such log line
+        self._rejections_at_log = 0
         self.recent_finals: deque[dict] = deque(maxlen=snapshot_finals)
         self.partial: dict | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -110,17 +165,17 @@ class Publisher:
     def _run(self) -> None:
         ctx = zmq.Context()
         try:
-            pub, ctl, monitor = self._bind(ctx)
+            pub, ctl, monitor, ctl_monitor = self._bind(ctx)
         except BaseException as exc:  # noqa: BLE001 - handed to start() in the calling thread
+            ctx.destroy(linger=0)  # closes whatever was opened: term() would wait for it forever
+            self._remove_files()
             self._error = exc
             self._bound.set()
-            ctx.term()
             return
         self._bound.set()
         poller = zmq.Poller()
-        poller.register(ctl, zmq.POLLIN)
-        poller.register(monitor, zmq.POLLIN)
-        poller.register(self._wake_r, zmq.POLLIN)
+        for sock in (ctl, monitor, ctl_monitor, self._wake_r):
+            poller.register(sock, zmq.POLLIN)
         next_beat = time.monotonic() + self.heartbeat
         try:
             while not self._stop.is_set():
@@ -130,8 +185,12 @@ class Publisher:
                 self._publish_queued(pub)
                 if monitor in ready:
                     self._count_subscribers(monitor)
+                if ctl_monitor in ready:
+                    self._track_control_connections(ctl_monitor)
                 if ctl in ready:
-                    self._serve(ctl)
+                    self._serve(ctl, ctl_monitor)
+                if self._ctl_closing and not ctl.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    self._count_hangups()  # every request that came before the close has been read
                 if time.monotonic() >= next_beat:
                     self._send(pub, HEARTBEAT, self._heartbeat_body())
                     next_beat = max(next_beat + self.heartbeat, time.monotonic())
@@ -140,32 +199,41 @@ class Publisher:
             logger.exception("publisher_failed")
         finally:
             pub.disable_monitor()
-            for sock in (monitor, ctl, pub):
+            ctl.disable_monitor()
+            for sock in (monitor, ctl_monitor, ctl, pub):
                 sock.close(linger=LINGER_MS if sock is pub else 0)
             ctx.term()
-            for endpoint in (self.pub_endpoint, self.ctl_endpoint):
-                remove_ipc_file(endpoint)
+            self._remove_files()
+
+    def _remove_files(self) -> None:
+        for file in self._files:
+            file.remove()
 
     def _bind(self, ctx: zmq.Context):
-        pub = ctx.socket(zmq.PUB)
-        pub.setsockopt(zmq.SNDHWM, self.sndhwm)
-        ctl = ctx.socket(zmq.ROUTER)
-        ctl.setsockopt(zmq.MAXMSGSIZE, control.MAX_WIRE_BYTES)
-        ctl.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a requester gone before its reply: drop it
-        for sock, endpoint, what in (
-            (pub, self.pub_endpoint, "publish"),
-            (ctl, self.ctl_endpoint, "control"),
-        ):
-            prepare_endpoint(endpoint)
-            try:
+        """Both sockets configured and bound, with their monitors. Any failure (an option
+        libzmq refuses, an endpoint in use) is one NpustreamError; the caller closes the rest."""
+        what, endpoint = "publish", self.pub_endpoint
+        try:
+            pub = ctx.socket(zmq.PUB)
+            pub.setsockopt(zmq.SNDHWM, self.sndhwm)
+            ctl = ctx.socket(zmq.ROUTER)
+            ctl.setsockopt(zmq.MAXMSGSIZE, control.MAX_WIRE_BYTES)
+            # Unroutable or undeliverable replies raise (and are counted) instead of vanishing.
+            ctl.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            for sock, name, address in (
+                (pub, "publish", self.pub_endpoint),
+                (ctl, "control", self.ctl_endpoint),
+            ):
+                what, endpoint = name, address
+                prepare_endpoint(endpoint)
                 sock.bind(endpoint)
-            except zmq.ZMQError as exc:
-                pub.close(0)
-                ctl.close(0)
-                raise NpustreamError(f"cannot bind the {what} socket to {endpoint}: {exc}") from None
-        monitor = pub.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+                self._files.append(SocketFile(endpoint))
+            monitor = pub.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+            ctl_monitor = ctl.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        except (zmq.ZMQError, OverflowError, ValueError, TypeError, OSError) as exc:
+            raise NpustreamError(f"cannot set up the {what} socket on {endpoint}: {exc}") from None
         logger.info("sockets_bound", pub=self.pub_endpoint, ctl=self.ctl_endpoint)
-        return pub, ctl, monitor
+        return pub, ctl, monitor, ctl_monitor
 
     def _drain_wake(self) -> None:
         try:
@@ -202,19 +270,52 @@ class Publisher:
             elif event == zmq.EVENT_DISCONNECTED:
                 self.subscribers = max(0, self.subscribers - 1)
 
-    def _serve(self, ctl) -> None:
-        while True:
+    def _track_control_connections(self, ctl_monitor) -> None:
+        """Control connections by file descriptor (the monitor's event value, and each
+        request's SRCFD): open ones, and closed ones whose requests may still be queued."""
+        while ctl_monitor.poll(0):
+            event = recv_monitor_message(ctl_monitor)
+            fd = event["value"]
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self._ctl_spoke[fd] = False
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
+                self._ctl_closing[fd] = self._ctl_spoke.pop(fd, True)
+
+    def _count_hangups(self) -> None:
+        """Connections that closed before a whole request came from them: libzmq's answer to
+        a frame over MAX_WIRE_BYTES (and a client that left without asking)."""
+        hangups = sum(not spoke for spoke in self._ctl_closing.values())
+        self._ctl_closing.clear()
+        if hangups:
+            self.control_hangups += hangups
+            logger.warning(
+                "control_connections_dropped",
+                count=hangups,
+                limit_bytes=control.MAX_WIRE_BYTES,
+                reason="closed before a whole request arrived",
+            )
+
+    def _mark_spoken(self, fd: int, ctl_monitor) -> None:
+        if fd not in self._ctl_spoke and fd not in self._ctl_closing:
+            self._track_control_connections(ctl_monitor)  # its ACCEPTED came after this turn's look
+        if fd in self._ctl_spoke:
+            self._ctl_spoke[fd] = True
+        elif fd in self._ctl_closing:
+            self._ctl_closing[fd] = True
+
+    def _serve(self, ctl, ctl_monitor) -> None:
+        for _ in range(CONTROL_PER_TURN):
             try:
-                frames = ctl.recv_multipart(zmq.NOBLOCK)
+                parts = ctl.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            envelope, body = control.split_envelope(frames)
+            self._mark_spoken(parts[0].get(zmq.SRCFD), ctl_monitor)
+            envelope, body = control.split_envelope([p.bytes for p in parts])
             cmd, error = (
                 control.parse_request(body) if body is not None else (None, "malformed request frames")
             )
             if error:
-                self.control_errors += 1
-                logger.warning("control_request_rejected", error=error)
+                self._log_rejection(error)
                 answer = control.reply(error=error)
             elif cmd == "status":
                 answer = control.reply(
@@ -225,14 +326,35 @@ class Publisher:
                     **self._status(),
                 )
             else:
-                answer = control.reply(
-                    "snapshot",
-                    seq=self.seq,
-                    stream_id=self.stream_id,
-                    finals=list(self.recent_finals),
-                    partial=self.partial,
-                )
+                answer = self._snapshot_reply()
             try:
                 ctl.send_multipart(envelope + [answer], zmq.NOBLOCK)
-            except zmq.ZMQError as exc:
-                logger.warning("control_reply_failed", error=str(exc))
+            except zmq.ZMQError:  # EAGAIN: its queue is full (it does not read); EHOSTUNREACH: gone
+                self.control_replies_dropped += 1
+
+    def _log_rejection(self, error: str) -> None:
+        """Count every malformed request; log at most one line per REJECTION_LOG_EVERY (a flood
+        of them must not flood the journal too)."""
+        self.control_errors += 1
+        now = time.monotonic()
+        if now - self._rejection_logged >= REJECTION_LOG_EVERY:
+            logger.warning(
+                "control_request_rejected",
+                error=error,
+                since_last_line=self.control_errors - self._rejections_at_log,
+            )
+            self._rejection_logged, self._rejections_at_log = now, self.control_errors
+
+    def _snapshot_reply(self) -> bytes:
+        """The snapshot as of the last message sent; built once per seq (a flood of snapshot
+        requests costs a send each, not an encoding each)."""
+        if self._snapshot is None or self._snapshot[0] != self.seq:
+            reply = control.reply(
+                "snapshot",
+                seq=self.seq,
+                stream_id=self.stream_id,
+                finals=list(self.recent_finals),
+                partial=self.partial,
+            )
+            self._snapshot = (self.seq, reply)
+        return self._snapshot[1]

@@ -9,6 +9,7 @@ function, so the two never disagree."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,11 +20,13 @@ from npustream.asr.audio import SAMPLE_RATE
 from npustream.stream.sdnotify import Notifier
 
 NOTIFY_STATUS_EVERY = 5.0  # s between systemd STATUS= lines
+STALL_TICK = 0.1  # s between the stall clock's looks at the time
+STALL_MIN = 0.5  # s a look may come late before it counts as a stall (scheduling jitter)
 
 
 @dataclass
 class LoopCounters:
-    """Written by the processing loop only."""
+    """Written by the processing loop only (capture_stalled: by the StallClock's thread)."""
 
     started: float = field(default_factory=time.monotonic)  # monotonic s at start-up
     stream_start: float = field(default_factory=time.time)  # wall clock of stream time 0
@@ -32,6 +35,7 @@ class LoopCounters:
     finals: int = 0
     partials: int = 0
     source_state: str = "starting"
+    capture_stalled: float = 0.0  # s the whole process stood still (nothing captured meanwhile)
 
     @property
     def stream_time(self) -> float:
@@ -48,6 +52,7 @@ def heartbeat_body(counters: LoopCounters) -> dict[str, Any]:
         "finals": counters.finals,
         "partials": counters.partials,
         "stream_start": counters.stream_start,
+        "capture_stalled": round(counters.capture_stalled, 3),
     }
 
 
@@ -84,6 +89,8 @@ def status_body(counters: LoopCounters, cfg, recognizer, captioner, source, publ
         "retried": captioner.guard.retries,
         "reused": stats.reused,
         "control_errors": publisher.control_errors,
+        "control_hangups": publisher.control_hangups,
+        "control_replies_dropped": publisher.control_replies_dropped,
         "published": publisher.seq,
         "context": cfg.context,
         "context_retries": recognizer.context_retries,
@@ -114,3 +121,34 @@ class Supervisor:
         if now - self._last_status >= NOTIFY_STATUS_EVERY:
             self.notifier.status(self._status_line())
             self._last_status = now
+
+
+class StallClock:
+    """Time the whole process could not run: stopped (SIGSTOP, a debugger), a suspended VM, a
+    starved machine. A thread wakes every STALL_TICK and adds up how much later than that it
+    woke. While the process stands still nothing is captured (a microphone's callback runs in
+    it), and when it resumes the loop just reads what is there: neither `lag` nor
+    `audio_dropped` can show the stall, `capture_stalled` does."""
+
+    def __init__(self, counters: LoopCounters, on_stall: Callable[[float], None]):
+        self.counters, self._on_stall = counters, on_stall
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="npustream-stall-clock", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(STALL_TICK):
+            now = time.monotonic()
+            late = now - last - STALL_TICK
+            last = now
+            if late >= STALL_MIN:
+                self.counters.capture_stalled += late
+                self._on_stall(late)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(1.0)
