@@ -184,7 +184,8 @@ class WhisperDecoder:
                 encoded,
                 [prompt],
                 length_penalty=options.length_penalty,
-                max_length=options.max_new_tokens,
+                # ctranslate2 counts the prompt (previous text and start tokens) in max_length.
+                max_length=len(prompt) + options.max_new_tokens,
                 return_scores=True,
                 return_no_speech_prob=True,
                 max_initial_timestamp_index=max_initial,

@@ -84,11 +84,14 @@ class CommitPolicy:
             n += 1
         return tail[:n]
 
-    def agree(self, hypothesis: list[Word]) -> Commit:
-        """Make the agreed prefix final."""
-        n = len(self.agreed(hypothesis))
+    def commit_first(self, hypothesis: list[Word], n: int) -> Commit:
+        """The first n pending words are final."""
         tail = self.pending(hypothesis)
         return self._commit(tail[:n], tail[n:])
+
+    def agree(self, hypothesis: list[Word]) -> Commit:
+        """Make the agreed prefix final."""
+        return self.commit_first(hypothesis, len(self.agreed(hypothesis)))
 
     def commit_all(self, hypothesis: list[Word]) -> Commit:
         """End of utterance: everything pending is final."""

@@ -34,10 +34,11 @@ class StreamConfig:
     context: str = (
         "fit"  # encoder context: audio + 3 s, >= 15 s ("fit", cpu engine) or Whisper's 30 s ("full")
     )
-    hop: float = 1.0  # seconds of audio between updates
-    endpoint_ms: int = 500  # a pause this long ends an utterance
+    hop: float = 0.2  # seconds of new audio that make an update due (it starts once the engine is free)
+    endpoint_ms: int = 500  # a pause this long makes the words before it final
+    utterance_end_ms: int = 1500  # silence this long ends an utterance, even one whose sentence may go on
     max_window: float = 30.0  # seconds of audio one decode sees at most
-    trim_seconds: float = 15.0  # past this, the window is trimmed at a final segment boundary
+    trim_seconds: float = 8.0  # past this, the window may be cut at a final word, not only a segment end
     vad_threshold: float = 0.5
     min_speech_ms: int = 250  # less speech than this in the window: no engine work
     speed: float = 1.0  # file sources: how many times faster than real time
@@ -84,6 +85,7 @@ CHECKS: dict[str, tuple[Any, str]] = {
     "context": (lambda v: v in ("fit", "full"), "fit or full"),
     "hop": (lambda v: 0.1 <= v <= 10, "seconds from 0.1 to 10"),
     "endpoint_ms": (lambda v: 100 <= v <= 10000, "milliseconds from 100 to 10000"),
+    "utterance_end_ms": (lambda v: 100 <= v <= 10000, "milliseconds from 100 to 10000"),
     "max_window": (lambda v: 5 <= v <= 30, "seconds from 5 to 30"),
     "trim_seconds": (lambda v: 2 <= v <= 30, "seconds from 2 to 30"),
     "vad_threshold": (lambda v: 0 < v < 1, "a probability strictly between 0 and 1"),

@@ -30,6 +30,7 @@ from npustream.render import CaptionPrinter
 from npustream.stream.captioner import Captioner
 from npustream.stream.capture.sources import Source, open_source
 from npustream.stream.config import StreamConfig
+from npustream.stream.latency import FinalLatency
 from npustream.stream.publisher import Publisher
 from npustream.stream.sdnotify import Notifier
 from npustream.stream.supervise import LoopCounters, Supervisor, heartbeat_body, status_body
@@ -44,7 +45,7 @@ class Daemon:
     def __init__(self, cfg: StreamConfig):
         self.cfg = cfg
         self.stream_id = uuid.uuid4().hex[:16]
-        self.counters = LoopCounters()
+        self.counters = LoopCounters(latency=FinalLatency(cfg.speed))
         self._stop_signals = 0
         self._audio_arrived = time.monotonic()  # when the newest sample in the window arrived
         self.source: Source | None = None
@@ -177,6 +178,7 @@ class Daemon:
                 captioner.push(chunk)
                 counters.samples_in += len(chunk)
                 self._audio_arrived = time.monotonic()
+                counters.latency.arrived(captioner.window.end, self._audio_arrived)
             if captioner.due():
                 decodes = captioner.stats.decodes
                 events = captioner.update()
@@ -198,6 +200,7 @@ class Daemon:
             batch.append((topic_of(event), body))
             if event.kind == "final":
                 self.counters.finals += 1
+                self.counters.latency.published(event.words, time.monotonic())
             else:
                 self.counters.partials += 1
             if self.printer:

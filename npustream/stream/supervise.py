@@ -16,6 +16,7 @@ from typing import Any
 
 from npustream import __version__
 from npustream.asr.audio import SAMPLE_RATE
+from npustream.stream.latency import FinalLatency
 from npustream.stream.sdnotify import Notifier
 
 NOTIFY_STATUS_EVERY = 5.0  # s between systemd STATUS= lines
@@ -32,6 +33,7 @@ class LoopCounters:
     finals: int = 0
     partials: int = 0
     source_state: str = "starting"
+    latency: FinalLatency = field(default_factory=FinalLatency)  # final-word latency, rolling
 
     @property
     def stream_time(self) -> float:
@@ -80,6 +82,7 @@ def status_body(counters: LoopCounters, cfg, recognizer, captioner, source, publ
         "context": cfg.context,
         "context_retries": recognizer.context_retries,
         "unreliable_set_aside": stats.unreliable,
+        **counters.latency.summary(),
         "hop": cfg.hop,
         "speed": cfg.speed,
         "pub": cfg.pub_endpoint,
