@@ -1,6 +1,6 @@
 """The captioner's schedule and commit policy on recorded hypotheses, no model: Whisper base's
 word-timed hypotheses for every window the captioner asked for on jfk.flac (the `make run`
-sample), recorded with the daemon's defaults while the audio arrived in 0.02 s blocks and each
+sample), recorded with the daemon's defaults while the audio arrived in BLOCK_SECONDS blocks and each
 decode cost nothing (tests/data/jfk_stream_hypotheses.json). Replaying them with the same blocks
 asks for the same windows; a window that was not recorded fails the test (the schedule changed:
 record again with /work/research/h10/record.py or a tool like it)."""
@@ -19,16 +19,18 @@ from npustream.stream.captioner import Captioner
 from npustream.stream.config import StreamConfig
 from npustream.stream.latency import FinalLatency
 from npustream.types import Segment, Word
+from tools.stream_replay import BLOCK_SECONDS, replay
 
 RECORDED = Path(__file__).parent / "data" / "jfk_stream_hypotheses.json"
-BLOCK = 0.02  # s of audio per push, as recorded
 
 
 class ReplayRecognizer:
     """Answers each window with the hypothesis Whisper base gave for exactly that window."""
 
     def __init__(self, path: Path = RECORDED):
-        self.hypotheses = json.loads(path.read_text())["hypotheses"]
+        recorded = json.loads(path.read_text())
+        assert recorded["block_seconds"] == BLOCK_SECONDS  # the windows asked for depend on it
+        self.hypotheses = recorded["hypotheses"]
         self.asked: list[str] = []
 
     def decode_window(self, audio, *, offset=0.0, prompt=None, full_context_retry=True):
@@ -45,23 +47,6 @@ class ReplayRecognizer:
         frames = len(audio) // 160
         return WindowDecode(h["language"], 1.0, segments, 0.01, -0.2, 0.0, h["silence"], frames, (),
                             frames / 100, h["unreliable"])  # fmt: skip
-
-
-def replay(audio: np.ndarray, captioner: Captioner) -> list:
-    """The daemon's loop on a virtual clock where decodes take no time: (stream time, event)."""
-    t, fed, events = 0.0, 0, []
-    while True:
-        target = min(len(audio), int(t * 16000))
-        if target > fed:
-            captioner.push(audio[fed:target])
-            fed = target
-        if captioner.due():
-            events += [(t, e) for e in captioner.update()]
-        elif fed >= len(audio):
-            break
-        else:
-            t += BLOCK
-    return events + [(t, e) for e in captioner.finish()]
 
 
 @pytest.fixture(scope="module")

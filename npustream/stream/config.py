@@ -29,7 +29,7 @@ class StreamConfig:
     language: str | None = None  # None: detect
     task: str = "transcribe"
     beam_size: int = 5
-    threads: int = 0  # ctranslate2 threads; 0: all cores
+    threads: int = 0  # ctranslate2 threads; 0: all cores but one (capture, VAD, publishing keep one)
     compute_type: str = "int8"
     context: str = (
         "fit"  # encoder context: audio + 3 s, >= 15 s ("fit", cpu engine) or Whisper's 30 s ("full")
@@ -51,6 +51,13 @@ class StreamConfig:
     snapshot_finals: int = 50  # recent final captions kept for late joiners
     words: bool = True  # word timings in caption messages
     echo: bool = False  # also print captions on stdout
+
+    @property
+    def decode_threads(self) -> int:
+        """Threads for ctranslate2. The engine decodes back to back while speech goes on, so by
+        default it leaves a core to capture, VAD and publishing (and the daemon's CPU share
+        stays below the cores it has)."""
+        return self.threads or max(1, (os.cpu_count() or 2) - 1)
 
     @property
     def pub_endpoint(self) -> str:

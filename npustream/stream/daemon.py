@@ -109,7 +109,7 @@ class Daemon:
                 language=cfg.language,
                 task=cfg.task,
                 beam_size=cfg.beam_size,
-                threads=cfg.threads,
+                threads=cfg.decode_threads,
                 word_timestamps=True,
                 compute_type=cfg.compute_type,
                 context=cfg.context,
