@@ -176,13 +176,14 @@ def daemon_recognizer():
     )  # fmt: skip
 
 
-def peer_stream(path: Path, model_dir: Path) -> dict | None:
-    """whisperlivekit's LocalAgreement streaming on the same model, when installed."""
-    try:
-        import peer_whisperlivekit  # bench/peer_whisperlivekit.py; needs the `bench` extra
-    except ImportError as exc:
-        return {"error": f"not run: {exc}"}
-    return peer_whisperlivekit.stream(path, model_dir)
+def peer_stream(path: Path, model_dir: Path) -> dict:
+    """whisperlivekit's LocalAgreement streaming on the same model. Not run yet: says why."""
+    import importlib.util
+
+    if importlib.util.find_spec("whisperlivekit") is None:
+        return {"error": "peer NOT run: whisperlivekit is not installed (it needs torch and torchaudio, "
+                "which PyPI ships with several GB of CUDA libraries)"}  # fmt: skip
+    return {"error": "peer NOT run: no runner for whisperlivekit's in-process harness is written yet"}
 
 
 def main() -> int:

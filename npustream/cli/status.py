@@ -15,6 +15,9 @@ FIELDS = (
     ("uptime", "uptime", " s"),
     ("stream_time", "audio processed", " s"),
     ("lag", "lag", " s"),
+    ("final_latency_median", "final latency, median", " s"),
+    ("final_latency_p90", "final latency, p90", " s"),
+    ("final_latency_words", "final latency over", " words"),
     ("rtf", "real-time factor", ""),
     ("decodes", "windows decoded", ""),
     ("windows_skipped", "windows skipped", ""),
@@ -51,5 +54,5 @@ def run(args: argparse.Namespace) -> int:
     for key, label, unit in FIELDS:
         value = answer.get(key)
         if value is not None:
-            print(f"{label + ':':18s} {value}{unit}")
+            print(f"{label + ':':23s} {value}{unit}")
     return 0
