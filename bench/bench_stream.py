@@ -233,9 +233,9 @@ def main() -> int:
             row["bound"] = virtual_clock(AUDIO / row["file"], recognizer, cpu_clock=False)
             if args.cpu_clock:
                 row["cpu_clock"] = virtual_clock(AUDIO / row["file"], recognizer, cpu_clock=True)
+            clock = f", cpu clock {figures(row['cpu_clock'])} s" if "cpu_clock" in row else ""
             print(
-                f"  {row['file']}: bound {figures(row['bound'])} s, cpu clock "
-                f"{figures(row.get('cpu_clock', []))} s, load {os.getloadavg()[0]:.2f}",
+                f"  {row['file']}: bound {figures(row['bound'])} s{clock}, load {os.getloadavg()[0]:.2f}",
                 flush=True,
             )
         recognizer.close()

@@ -11,7 +11,7 @@ HELP = {
     "model_dir": "CTranslate2 Whisper model directory (default: the packaged base model)",
     "language": "language code, e.g. en (default: detect)",
     "task": "transcribe or translate",
-    "beam_size": "decoder beam size (default 5)",
+    "beam_size": "decoder beam size (default 1: greedy)",
     "threads": "CPU threads for ctranslate2 (default 0: all cores but one)",
     "compute_type": "ctranslate2 compute type (default int8)",
     "context": "encoder context: fit (the window's audio + 3 s, at least 15 s; faster, cpu engine) "

@@ -28,7 +28,7 @@ class StreamConfig:
     model_dir: str | None = None  # None: the packaged Whisper base
     language: str | None = None  # None: detect
     task: str = "transcribe"
-    beam_size: int = 5
+    beam_size: int = 1  # greedy: the daemon decodes back to back, and agreement already filters unstable text
     threads: int = 0  # ctranslate2 threads; 0: all cores but one (capture, VAD, publishing keep one)
     compute_type: str = "int8"
     context: str = (
