@@ -301,6 +301,17 @@ def test_malformed_control_requests_get_errors_and_the_daemon_goes_on(osr_run):
     assert status["ok"] and status["control_errors"] >= 4 and status["engine"] == "cpu"
 
 
+def test_status_reports_the_final_latency_the_subscriber_measures(osr_run):
+    """The daemon's own rolling figure (from each sample's arrival) and the subscriber's (from
+    stream_start + word end / speed) measure the same words the same way."""
+    status = osr_run["status_after_bad"]
+    n = status["final_latency_words"]
+    assert n > 0 and 0 < status["final_latency_median"] <= status["final_latency_p90"]
+    finals = sorted((c for c in osr_run["main"].finals() if not c.from_snapshot), key=lambda c: c.time)
+    seen = [c.time - (c.stream_start + w.end / 2) for c in finals for w in c.words][:n]  # --speed 2
+    assert abs(status["final_latency_median"] - sorted(seen)[len(seen) // 2]) <= 0.5
+
+
 def test_second_daemon_on_the_same_endpoints_refuses(osr_run):
     rc, stderr = osr_run["second_daemon"]
     assert rc == 2 and "already serving" in stderr

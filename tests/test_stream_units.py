@@ -139,6 +139,11 @@ def test_repetition_loops_are_cut():
     assert texts(cut_repetition(words("no no no"))) == "no no no"  # people say that
     assert texts(cut_repetition(words("no no no no no"))) == "no"
     assert texts(cut_repetition(words("a gold ring will please"))) == "a gold ring will please"
+    echo = "ask not what your country can do for you ask not what your country can do for you ask what"
+    assert texts(cut_repetition(words(echo))) == "ask not what your country can do for you"
+    assert (
+        texts(cut_repetition(words("I said no I said no"))) == "I said no I said no"
+    )  # short: twice is speech
 
 
 def test_prompt_is_final_text_already_out_of_the_window():

@@ -39,6 +39,7 @@ class DecodeOptions:
     no_speech_threshold: float | None = 0.6
     word_timestamps: bool = False
     max_initial_timestamp: float = 1.0
+    max_new_tokens: int = N_TEXT_CTX // 2  # OpenAI's sample_len; the daemon caps it by the window's length
     # Terms to prefer (faster-whisper's `hotwords`): prompt text put before the previous text of
     # every window, so the decoder has seen their spelling. None: no terms.
     hotwords: str | None = None
@@ -202,10 +203,12 @@ class WhisperDecoder:
 
     def _generate_with_fallback(self, encoded, prompt: list[int], options: DecodeOptions) -> Attempt:
         max_initial = int(round(options.max_initial_timestamp / SECONDS_PER_TIMESTAMP))
-        # ctranslate2 counts the prompt in max_length and caps the new tokens at half of it:
-        # with N_TEXT_CTX the window gets OpenAI's 224 new tokens (fewer only past a 224-token prompt).
+        # ctranslate2 counts the prompt in max_length and lets a decode write
+        # min(max_length / 2, max_length - start_step) new tokens (src/models/whisper.cc): pick the
+        # max_length that allows `budget`, OpenAI's 224 at most (fewer only past a 224-token prompt).
         start_step = len(prompt) - 1
-        budget = min(N_TEXT_CTX // 2, N_TEXT_CTX - start_step)
+        budget = min(options.max_new_tokens, N_TEXT_CTX // 2, N_TEXT_CTX - start_step)
+        max_length = min(N_TEXT_CTX, max(2 * budget, start_step + budget))
         attempt = None
         for temperature in options.temperatures:
             if temperature > 0:
@@ -221,7 +224,7 @@ class WhisperDecoder:
                 encoded,
                 [prompt],
                 length_penalty=options.length_penalty,
-                max_length=N_TEXT_CTX,
+                max_length=max_length,
                 return_scores=True,
                 return_no_speech_prob=True,
                 max_initial_timestamp_index=max_initial,

@@ -35,6 +35,12 @@ CONTEXTS = ("full", "fit")
 FIT_PAD_FRAMES = 300
 FIT_STEP_FRAMES = 100
 FIT_MIN_FRAMES = 1500
+# A window's decode generates at most MIN_NEW_TOKENS plus this many tokens per second of audio:
+# fast speech is about 4 words a second, 1.3 tokens a word, plus a pair of timestamps per
+# segment. Only a decode that loops reaches the cap (the loop is cut anyway); uncapped it would
+# run on to max_new_tokens (224): seconds of decoding for a short streaming window.
+MAX_TOKENS_PER_SECOND = 12
+MIN_NEW_TOKENS = 16
 logger = log.get(__name__)
 
 
@@ -138,6 +144,9 @@ class Recognizer:
             raise ValueError(f"a window holds at most {N_SAMPLES / SAMPLE_RATE:.0f} s of audio")
         content_frames = max(1, min(3000, len(audio) // 160))
         options = options or self.options
+        cap = MIN_NEW_TOKENS + int(MAX_TOKENS_PER_SECOND * content_frames / 100)
+        if cap < options.max_new_tokens:
+            options = replace(options, max_new_tokens=cap)
         if len(audio) == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK:
             return WindowDecode(
                 options.language or "en",

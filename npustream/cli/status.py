@@ -17,6 +17,9 @@ FIELDS = (
     ("uptime", "uptime", " s"),
     ("stream_time", "audio processed", " s"),
     ("lag", "lag", " s"),
+    ("final_latency_median", "final latency, median", " s"),
+    ("final_latency_p90", "final latency, p90", " s"),
+    ("final_latency_words", "final latency over", " words"),
     ("rtf", "real-time factor", ""),
     ("decodes", "windows decoded", ""),
     ("windows_skipped", "windows skipped", ""),
@@ -55,5 +58,5 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(value, dict):
             value, unit = ", ".join(f"{name} {v}{unit}" for name, v in value.items()), ""
         if value is not None:
-            print(f"{label + ':':18s} {value}{unit}")
+            print(f"{label + ':':23s} {value}{unit}")
     return 0

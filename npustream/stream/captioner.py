@@ -39,6 +39,13 @@ OVERFLOW_KEEP = 5.0  # s: on overflow without a segment boundary, this much stay
 TRIM_MARGIN = 0.25  # s of audio kept before the first word that is not final yet
 PAUSE_RUN_ON = 0.4  # s a last word's aligned end may run on into the pause after it
 REUSE_MARGIN = 0.1  # s a decoded window must reach past the last speech for its words to be complete
+# s of audio kept before the first pending word when the window is cut: Whisper mishears a first
+# word it hears without the words before it ("ask not" after "my fellow Americans," -> "As not").
+LEFT_CONTEXT = 2.0
+EDGE_MARGIN = 0.3  # s: a word ending closer than this to the window's end may be cut off mid-word
+OVERFLOW_MARGIN = 2.0  # s of room left when the window counts as about to overflow
+NEW_SPEECH = 0.1  # s of speech a decode must hear beyond the previous one for agreement to count
+SENTENCE_END = (".", "?", "!", "。", "？", "！")
 
 
 @dataclass
@@ -64,10 +71,12 @@ class Captioner:
         self.segments = Segments()
         self._handled_until = 0.0  # speech before this needs no more decoding
         self._last_segments = None  # the last decode's result, while it may still be reused
+        self._new_speech = False  # the last decode heard speech the one before it had not
         self._decoded_until = 0.0  # stream time the last decode's window reached
         self._last_update_end = 0.0
         self._hop = cfg.hop
         self._endpoint = cfg.endpoint_ms / 1000
+        self._utterance_end = max(cfg.utterance_end_ms / 1000, self._endpoint)
         self._preroll = min(0.5, self._endpoint)
 
     # -- input ------------------------------------------------------------------------------
@@ -102,14 +111,22 @@ class Captioner:
         )
 
     def _overflowing(self) -> bool:
-        return self.window.room() < 2 * self._hop * SAMPLE_RATE
+        return self.window.room() < OVERFLOW_MARGIN * SAMPLE_RATE
 
     def due(self) -> bool:
-        """A hop of audio since the last update, an utterance just ended, or the window is full."""
+        """A hop of new audio since the last update, or the window is about to overflow. The
+        daemon asks between reads, so an update starts as soon as the engine is free and a hop
+        (default 0.2 s) has arrived: no fixed grid for audio to wait on."""
+        return self.window.end - self._last_update_end >= self._hop - 1e-9 or self._overflowing()
+
+    def _heard_out(self) -> bool:
+        """The last decode's window reached past the last speech: another decode would hear
+        nothing new."""
+        last_speech = self.vad.last_speech_end()
         return (
-            self.window.end - self._last_update_end >= self._hop - 1e-9
-            or self._endpoint_reached()
-            or self._overflowing()
+            self._last_segments is not None
+            and last_speech is not None
+            and self._decoded_until >= last_speech + REUSE_MARGIN
         )
 
     # -- the update -------------------------------------------------------------------------
@@ -126,7 +143,7 @@ class Captioner:
         # trailing-silence check when the engine was busy through them).
         since = self._pending_start()
         found = self.vad.pauses(since, w.end, self._endpoint)
-        segments = self._hypothesis(ended, commits_alone=ended or overflow or bool(found))
+        segments = self._hypothesis(ended, overflow, commits_alone=ended or overflow or bool(found))
         if segments is None:
             return []
         words = [wd for seg in segments for wd in seg.words]
@@ -134,6 +151,8 @@ class Captioner:
         held = self._hold(words, since, ended, overflow, held)
         ended = ended and not held
         commit = self._commit(words, segments, ended, overflow, held)
+        # The utterance closes after utterance_end_ms of silence (then nothing is pending).
+        ended = ended and self.vad.trailing_silence() >= self._utterance_end
         self.policy.remember(words)
         self._last_segments = None if (held or ended) else segments
         events += self.segments.final(commit.final, segment_end=ended)
@@ -159,26 +178,27 @@ class Captioner:
         self._last_update_end = w.end
 
     def _quiet(self, ended: bool) -> list[CaptionEvent]:
-        """Nothing new to decode (no engine work): close the utterance if it just ended and keep
-        only a lead-in of this quiet audio."""
+        """Nothing new to decode (no engine work). An utterance with finals stays open, its
+        audio kept (the next words may continue its sentence), until utterance_end_ms of
+        silence closes it; then only a lead-in of this quiet audio is kept."""
+        if self.segments.has_finals and self.vad.trailing_silence() < self._utterance_end:
+            return []
         events = self.segments.final([], segment_end=True) if ended else []
         self.window.trim_to(self.window.end - self._preroll)
         return events
 
-    def _hypothesis(self, ended: bool, commits_alone: bool):
-        """The segments to commit from. An utterance that ended while the engine worked on audio
-        already past its last word reuses that decode: it has every word. Otherwise decode;
+    def _hypothesis(self, ended: bool, overflow: bool, commits_alone: bool):
+        """The segments to commit from, or None for nothing to do now. When the last decode
+        heard every word there is, a decode of the silence after them would change nothing:
+        nothing to do, or at an utterance's end that decode is reused (unless its pending
+        words still await agreement: then the same audio is decoded again). Otherwise decode;
         only an update that commits from this one decode alone (an utterance's end, now or at a
         pause in the pending audio, or an overflow) retries an unreliable short-context
         hypothesis on the full context: any other sets it aside (None) and the next hop decodes
         this audio again, with more of it."""
-        last_speech = self.vad.last_speech_end()
-        if (
-            ended
-            and self._last_segments is not None
-            and last_speech is not None
-            and self._decoded_until >= last_speech + REUSE_MARGIN
-        ):
+        if self._heard_out() and not overflow:
+            if not ended:
+                return None
             self.stats.reused += 1
             return self._last_segments
         return self._decode(full_context_retry=commits_alone)
@@ -197,7 +217,13 @@ class Captioner:
             # Words ending by shortly after the pause began belong before it. A word aligned
             # to end deep in the pause is more likely the next utterance's first, pulled back.
             cut = min(pause.end, pause.start + PAUSE_RUN_ON)
-            events += self.segments.final(self.policy.commit_before(words, cut).final, segment_end=True)
+            final = self.policy.commit_before(words, cut).final
+            # The speech after the pause is in the hypothesis, so these words read as they will:
+            # the utterance ends here when its sentence did, or the pause is that long.
+            closes = (
+                pause.end - pause.start >= self._utterance_end or bool(final) and _ends_sentence(final[-1])
+            )
+            events += self.segments.final(final, segment_end=closes)
             pauses.append(pause)
         return events, pauses, since, False
 
@@ -214,32 +240,65 @@ class Captioner:
         return bool(agreed) and not self.guard.trust(words, since, agreed[-1].end)
 
     def _commit(self, words: list[Word], segments, ended: bool, overflow: bool, held: bool) -> Commit:
-        """Which words are final: all at an utterance's end, those before the cut on overflow,
-        none when held, else what LocalAgreement-2 agrees on."""
+        """Which words are final. LocalAgreement-2 between hypotheses of different speech (a
+        decode of the same words plus more silence is no new evidence: Whisper base says "ask
+        not" and "asked not" of the same audio as the silence after it grows), less words
+        ending so close to the window's end they may be cut off, and a sentence's last word
+        waits for what follows (_waits_for_next). So the words before a pause wait for the
+        speech after it (a pause inside the window then commits them, read in context, as
+        offline transcription reads them) or for utterance_end_ms of silence: then all are
+        final. On overflow: those before the cut. None when held."""
+        pending = self.policy.pending(words)
         if ended:
-            return self.policy.commit_all(words)
+            closing = self.vad.trailing_silence() >= self._utterance_end
+            return self.policy.commit_first(words, len(pending) if closing else 0)
         if overflow:
             return self.policy.commit_before(words, self._overflow_cut(segments))
         if held:
-            return Commit([], self.policy.pending(words))
-        return self.policy.agree(words)
+            return Commit([], pending)
+        agreed = self.policy.agreed(words) if self._new_speech else []
+        n = len(agreed)
+        while n and agreed[n - 1].end > self.window.end - EDGE_MARGIN:
+            n -= 1
+        return self.policy.commit_first(words, self._waits_for_next(pending, n))
+
+    def _waits_for_next(self, pending: list[Word], n: int) -> int:
+        """How many of the first n pending words may be final now. Whisper ends a window that
+        ends in silence with a full stop; whether the sentence ended there only the speech
+        after the pause tells (offline transcription hears it: "ask not | what your country").
+        So the hypothesis' last word, when it ends a sentence, stays pending until the speech
+        after it is decoded (a pause inside the window then commits it) or the silence reaches
+        utterance_end_ms."""
+        if (
+            n
+            and n == len(pending)
+            and _ends_sentence(pending[-1])
+            and self.vad.trailing_silence() < self._utterance_end
+        ):
+            return n - 1
+        return n
 
     def _cut(self, segments, commit: Commit, ended: bool, pauses, overflow: bool) -> None:
-        """Cut the window: after an utterance's end, in the last closed pause (silence to the
-        VAD, whatever the words' timestamps say), where an overflow must (even into a pending
-        word), or past trim_seconds at the newest final segment boundary."""
+        """Cut the window: after an utterance's end (only a lead-in stays), where an overflow
+        must (even into a pending word), or else as short as LEFT_CONTEXT before the first
+        pending word allows (decode time grows with the words in the window): at the newest
+        final segment end that leaves that much, or past trim_seconds at the newest such final
+        word. Never into a word that is not final yet."""
         w = self.window
+        if pauses:
+            self._handled_until = (pauses[-1].start + pauses[-1].end) / 2
         if ended:
             self._handled_until = w.end
             w.trim_to(w.end - self._preroll)
-        elif pauses:
-            self._handled_until = (pauses[-1].start + pauses[-1].end) / 2
-            w.trim_to(max(self._handled_until, pauses[-1].end - self._preroll))
         elif overflow:
             w.trim_to(self._overflow_cut(segments))
             self._handled_until = max(self._handled_until, w.start)
-        elif w.duration > self.cfg.trim_seconds:
-            cut = self._final_segment_boundary(segments)
+        else:
+            keep_from = (commit.tail[0].start if commit.tail else w.end) - LEFT_CONTEXT
+            cut = self._final_segment_boundary(segments, keep_from)
+            if cut is None and w.duration > self.cfg.trim_seconds:
+                ends = [wd.end for wd in self.policy.finals if wd.end <= keep_from]
+                cut = ends[-1] if ends else None
             if cut is not None:
                 self._trim_before_tail(cut, commit.tail)
 
@@ -296,6 +355,9 @@ class Captioner:
         if unreliable and not full_context_retry:
             self.stats.unreliable += 1
             return None
+        # Agreement counts only between hypotheses of different speech: two decodes of the
+        # same words followed by more silence are one piece of evidence, not two.
+        self._new_speech = self.vad.speech_in(self._decoded_until, w.end) >= NEW_SPEECH
         self._decoded_until = w.end  # (the reuse test: how far the remembered hypothesis heard)
         if result.skipped_as_silence:
             return ()
@@ -314,13 +376,18 @@ class Captioner:
             return boundaries[-1]
         return w.end - OVERFLOW_KEEP
 
-    def _final_segment_boundary(self, segments) -> float | None:
+    def _final_segment_boundary(self, segments, before: float) -> float | None:
+        """The newest end of a segment whose words are all final, no later than `before`."""
         ends = [
             seg.words[-1].end
             for seg in segments
-            if seg.words and seg.words[-1].end <= self.policy.last_final_end + 0.01
+            if seg.words and seg.words[-1].end <= min(self.policy.last_final_end + 0.01, before)
         ]
         return ends[-1] if ends else None
+
+
+def _ends_sentence(word: Word) -> bool:
+    return word.word.rstrip().endswith(SENTENCE_END)
 
 
 @dataclass(frozen=True)

@@ -27,19 +27,24 @@ PROMPT_CHARS = 200  # final text fed back as the decoder prompt (whisper_streami
 MAX_OVERLAP_WORDS = PROMPT_CHARS // 4
 
 
+LONG_PHRASE = 5  # words: a phrase this long said twice back to back is a loop, not speech
+
+
 def norm(word: str) -> str:
     """A word's identity for agreement: case and punctuation do not count."""
     return re.sub(r"[^\w']", "", word.lower())
 
 
-def cut_repetition(words: list[Word], max_n: int = 8) -> list[Word]:
-    """Cut a hypothesis where it starts looping: an n-gram repeated back to back, three times
-    for phrases (n >= 2), four times for single words (people do say "no, no, no"). The
-    first occurrence stays; the loop and everything after it go."""
+def cut_repetition(words: list[Word], max_n: int = 12) -> list[Word]:
+    """Cut a hypothesis where it starts looping: an n-gram repeated back to back, four times for
+    single words (people do say "no, no, no"), three times for short phrases, twice for a phrase
+    of LONG_PHRASE words or more (Whisper echoing its prompt's last sentence over new audio:
+    "ask not what your country can do for you, ask not what your country can do for you").
+    The first occurrence stays; the loop and everything after it go."""
     keys = [norm(w.word) for w in words]
     for i in range(len(keys)):
         for n in range(1, max_n + 1):
-            needed = 4 if n == 1 else 3
+            needed = 4 if n == 1 else 3 if n < LONG_PHRASE else 2
             if i + n * needed > len(keys):
                 break
             gram = keys[i : i + n]
@@ -87,11 +92,14 @@ class CommitPolicy:
             n += 1
         return tail[:n]
 
-    def agree(self, hypothesis: list[Word]) -> Commit:
-        """Make the agreed prefix final."""
-        n = len(self.agreed(hypothesis))
+    def commit_first(self, hypothesis: list[Word], n: int) -> Commit:
+        """The first n pending words are final."""
         tail = self.pending(hypothesis)
         return self._commit(tail[:n], tail[n:])
+
+    def agree(self, hypothesis: list[Word]) -> Commit:
+        """Make the agreed prefix final."""
+        return self.commit_first(hypothesis, len(self.agreed(hypothesis)))
 
     def commit_all(self, hypothesis: list[Word]) -> Commit:
         """End of utterance: everything pending is final."""

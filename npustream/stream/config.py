@@ -32,18 +32,20 @@ class StreamConfig:
     model_dir: str | None = None  # None: the packaged Whisper base
     language: str | None = None  # None: detect
     task: str = "transcribe"
-    beam_size: int = 5
-    threads: int = 0  # ctranslate2 threads; 0: all cores
+    beam_size: int = 1  # greedy: the daemon decodes back to back, and agreement already filters unstable text
+    threads: int = 0  # ctranslate2 threads; 0: all cores but one (capture, VAD, publishing keep one)
     compute_type: str = "int8"
     context: str = (
         "fit"  # encoder context: audio + 3 s, >= 15 s ("fit", cpu engine) or Whisper's 30 s ("full")
     )
-    hop: float = 1.0  # seconds of audio between updates
-    endpoint_ms: int = 500  # a pause this long ends an utterance
+    hop: float = 0.2  # seconds of new audio that make an update due (it starts once the engine is free)
+    endpoint_ms: int = 500  # a pause this long makes the words before it final
+    utterance_end_ms: int = 1500  # silence this long ends an utterance, even one whose sentence may go on
     max_window: float = 30.0  # seconds of audio one decode sees at most
-    # Past this, the window is trimmed at a final segment boundary. When only max_window is set,
-    # this follows it (TRIM_SHARE of it), so a shorter window never conflicts with an unset trim.
-    trim_seconds: float = 15.0
+    # Past this, the window may be cut at a final word, not only at a segment end. When only
+    # max_window is set, this follows it (at most TRIM_SHARE of it), so a shorter window never
+    # conflicts with an unset trim.
+    trim_seconds: float = 8.0
     vad_threshold: float = 0.5
     min_speech_ms: int = 250  # less speech than this in the window: no engine work
     speed: float = 1.0  # file sources: how many times faster than real time
@@ -60,6 +62,13 @@ class StreamConfig:
     hotwords: str | None = None  # terms to prefer in every decode, e.g. "Kubernetes, Grafana"
 
     @property
+    def decode_threads(self) -> int:
+        """Threads for ctranslate2. The engine decodes back to back while speech goes on, so by
+        default it leaves a core to capture, VAD and publishing (and the daemon's CPU share
+        stays below the cores it has)."""
+        return self.threads or max(1, (os.cpu_count() or 2) - 1)
+
+    @property
     def pub_endpoint(self) -> str:
         return self.pub or default_pub()
 
@@ -68,7 +77,7 @@ class StreamConfig:
         return self.ctl or default_ctl()
 
 
-TRIM_SHARE = 0.5  # trim_seconds' default as a share of max_window (15 s of 30 s)
+TRIM_SHARE = 0.5  # an unset trim_seconds is at most this share of a max_window that was set
 
 
 def _source_ok(v: str) -> bool:
@@ -94,6 +103,7 @@ CHECKS: dict[str, tuple[Any, str]] = {
     "context": (lambda v: v in ("fit", "full"), "fit or full"),
     "hop": (lambda v: 0.1 <= v <= 10, "seconds from 0.1 to 10"),
     "endpoint_ms": (lambda v: 100 <= v <= 10000, "milliseconds from 100 to 10000"),
+    "utterance_end_ms": (lambda v: 100 <= v <= 10000, "milliseconds from 100 to 10000"),
     "max_window": (lambda v: 5 <= v <= 30, "seconds from 5 to 30"),
     "trim_seconds": (lambda v: 2 <= v <= 30, "seconds from 2 to 30"),
     "vad_threshold": (lambda v: 0 < v < 1, "a probability strictly between 0 and 1"),
@@ -160,7 +170,7 @@ def build(
             origin[name] = f"--{name.replace('_', '-')}"
             values[name] = _check(name, value, origin[name])
     if "max_window" in values and "trim_seconds" not in values:
-        values["trim_seconds"] = values["max_window"] * TRIM_SHARE  # the default follows the window
+        values["trim_seconds"] = min(StreamConfig.trim_seconds, values["max_window"] * TRIM_SHARE)
     cfg = StreamConfig(**values)
     if cfg.trim_seconds > cfg.max_window:
         window_origin = f"set by {origin['max_window']}" if "max_window" in origin else "the default"

@@ -34,6 +34,7 @@ from npustream.render import CaptionPrinter
 from npustream.stream.captioner import Captioner
 from npustream.stream.capture.sources import Source, open_source
 from npustream.stream.config import StreamConfig
+from npustream.stream.latency import FinalLatency
 from npustream.stream.publisher import Publisher, serving
 from npustream.stream.sdnotify import Notifier
 from npustream.stream.supervise import LoopCounters, StallClock, Supervisor, heartbeat_body, status_body
@@ -48,7 +49,7 @@ class Daemon:
     def __init__(self, cfg: StreamConfig):
         self.cfg = cfg
         self.stream_id = uuid.uuid4().hex[:16]
-        self.counters = LoopCounters()
+        self.counters = LoopCounters(latency=FinalLatency(cfg.speed))
         self.stall_clock = StallClock(self.counters, self._stalled)
         self._stop_signals = 0
         self._audio_arrived = time.monotonic()  # when the newest sample in the window arrived
@@ -116,7 +117,7 @@ class Daemon:
                 language=cfg.language,
                 task=cfg.task,
                 beam_size=cfg.beam_size,
-                threads=cfg.threads,
+                threads=cfg.decode_threads,
                 word_timestamps=True,
                 compute_type=cfg.compute_type,
                 context=cfg.context,
@@ -202,6 +203,7 @@ class Daemon:
             self.captioner.push(chunk)
             self.counters.samples_in += len(chunk)
             self._audio_arrived = time.monotonic()
+            self.counters.latency.arrived(self.captioner.window.end, self._audio_arrived)
 
     def _emit(self, events: list[CaptionEvent]) -> None:
         if not events:
@@ -212,6 +214,7 @@ class Daemon:
             batch.append((topic_of(event), body))
             if event.kind == "final":
                 self.counters.finals += 1
+                self.counters.latency.published(event.words, time.monotonic())
             else:
                 self.counters.partials += 1
             if self.printer:

@@ -17,6 +17,7 @@ from typing import Any
 
 from npustream import __version__
 from npustream.asr.audio import SAMPLE_RATE
+from npustream.stream.latency import FinalLatency
 from npustream.stream.sdnotify import Notifier
 
 NOTIFY_STATUS_EVERY = 5.0  # s between systemd STATUS= lines
@@ -36,6 +37,7 @@ class LoopCounters:
     partials: int = 0
     source_state: str = "starting"
     capture_stalled: float = 0.0  # s the whole process stood still (nothing captured meanwhile)
+    latency: FinalLatency = field(default_factory=FinalLatency)  # final-word latency, rolling
 
     @property
     def stream_time(self) -> float:
@@ -95,6 +97,7 @@ def status_body(counters: LoopCounters, cfg, recognizer, captioner, source, publ
         "context": cfg.context,
         "context_retries": recognizer.context_retries,
         "unreliable_set_aside": stats.unreliable,
+        **counters.latency.summary(),
         "hop": cfg.hop,
         "speed": cfg.speed,
         "pub": cfg.pub_endpoint,

@@ -1,0 +1,146 @@
+"""The captioner's schedule and commit policy on recorded hypotheses, no model: Whisper base's
+word-timed hypotheses for every window the captioner asked for on jfk.flac (the `make run`
+sample), recorded with the daemon's defaults while the audio arrived in BLOCK_SECONDS blocks and each
+decode cost nothing (tests/data/jfk_stream_hypotheses.json). Replaying them with the same blocks
+asks for the same windows; a window that was not recorded fails the test (the schedule changed:
+record again with /work/research/h10/record.py or a tool like it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from npustream.asr.audio import load_audio
+from npustream.asr.decoder import WindowDecode
+from npustream.stream.captioner import Captioner
+from npustream.stream.commit import norm
+from npustream.stream.config import StreamConfig
+from npustream.stream.latency import FinalLatency
+from npustream.types import Segment, Word
+from tools.stream_replay import BLOCK_SECONDS, replay
+
+RECORDED = Path(__file__).parent / "data" / "jfk_stream_hypotheses.json"
+
+
+class ReplayRecognizer:
+    """Answers each window with the hypothesis Whisper base gave for exactly that window."""
+
+    def __init__(self, path: Path = RECORDED):
+        recorded = json.loads(path.read_text())
+        assert recorded["block_seconds"] == BLOCK_SECONDS  # the windows asked for depend on it
+        self.hypotheses = recorded["hypotheses"]
+        self.asked: list[str] = []
+
+    def decode_window(self, audio, *, offset=0.0, prompt=None, full_context_retry=True):
+        key = f"{offset:.2f}-{offset + len(audio) / 16000:.2f}"
+        self.asked.append(key)
+        if key not in self.hypotheses:
+            raise AssertionError(f"window {key} was not recorded: the schedule changed")
+        h = self.hypotheses[key]
+        segments = tuple(
+            Segment(ws[0][0], ws[-1][1], "".join(w[2] for w in ws), (), 0.01, -0.2, 1.0, 0.0,
+                    tuple(Word(*w) for w in ws))
+            for ws in h["segments"] if ws
+        )  # fmt: skip
+        frames = len(audio) // 160
+        return WindowDecode(h["language"], 1.0, segments, 0.01, -0.2, 0.0, h["silence"], frames, (),
+                            frames / 100, h["unreliable"])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def jfk(audio_dir) -> np.ndarray:
+    return load_audio(audio_dir / "jfk.flac")
+
+
+@pytest.fixture(scope="module")
+def jfk_run(jfk):
+    return replay(jfk, Captioner(ReplayRecognizer(), StreamConfig(source="sample")))
+
+
+def finals(events) -> list:
+    return [e for _, e in events if e.kind == "final"]
+
+
+def test_a_pause_inside_a_sentence_does_not_end_it(jfk_run):
+    """JFK pauses about a second after "Americans," and after "ask not": offline transcription
+    reads on ("ask not what your country"); so must the finals: no full stop, no capital, no
+    new utterance at either pause, and "ask" as said (Whisper base says "asked not" of the
+    audio up to the pause as often as "ask not": the words wait for the speech after it)."""
+    words = [w.word.strip() for e in finals(jfk_run) for w in e.words]
+    assert [norm(w) for w in words[:9]] == [
+        "and",
+        "so",
+        "my",
+        "fellow",
+        "americans",
+        "ask",
+        "not",
+        "what",
+        "your",
+    ]
+    assert not words[4].endswith(".") and not words[6].endswith(".") and words[7] == "what"
+    assert words[-1] == "country."
+    first_utterance = [norm(w.word) for e in finals(jfk_run) if e.segment_id == 0 for w in e.words]
+    assert (
+        first_utterance[:14] == "and so my fellow americans ask not what your country can do for you".split()
+    )
+    assert [e.segment_end for e in finals(jfk_run)][-1] is True
+
+
+def test_a_word_cut_off_at_the_window_edge_is_not_final(jfk_run):
+    """Two hypotheses in a row end in "America" while "Americans" is still being said: both
+    agree, but the word ends at the window's edge; only the whole word becomes final."""
+    published = [w.word.strip(" ,") for e in finals(jfk_run) for w in e.words]
+    assert "America" not in published and "Americans" in published
+
+
+def test_no_word_published_twice_none_lost(jfk_run, transcripts):
+    words = [w for e in finals(jfk_run) for w in e.words]
+    assert len(words) == len(transcripts["jfk.flac"]["text"].split())  # 22
+    assert all(a.end <= b.start + 1e-6 for a, b in zip(words, words[1:]))
+
+
+def test_finals_come_soon_after_the_words_end_when_decodes_cost_nothing(jfk_run):
+    """The schedule's own share of the latency (the peer-style lower bound): with free decodes
+    half the words are final within 0.6 s of their end; the words before JFK's one-second
+    pauses wait for the speech after them, none longer than 2 s."""
+    latencies = sorted(t - w.end for t, e in jfk_run if e.kind == "final" for w in e.words)
+    assert latencies[len(latencies) // 2] <= 0.6 and latencies[-1] <= 2.0
+
+
+def test_an_update_is_due_once_a_hop_of_audio_arrived(jfk):
+    captioner = Captioner(ReplayRecognizer(), StreamConfig(source="sample"))
+    hop = int(captioner.cfg.hop * 16000)
+    captioner.push(jfk[: hop - 160])
+    assert not captioner.due()
+    captioner.push(jfk[hop - 160 : hop])
+    assert captioner.due()
+
+
+def test_a_sentence_end_waits_for_the_silence_to_end_the_utterance(jfk):
+    """After the last word, nothing follows: "country." is held while the silence is shorter
+    than utterance_end_ms, then final without another decode, and the utterance closes."""
+    recognizer = ReplayRecognizer()
+    cfg = StreamConfig(source="sample")
+    padded = np.concatenate([jfk, np.zeros(16000 * 2, np.float32)])  # as recorded
+    events = replay(padded, Captioner(recognizer, cfg))
+    last = finals(events)[-1]
+    t_final = next(t for t, e in events if e is last)
+    assert last.segment_end and last.words[-1].word == " country."
+    assert t_final - 11.0 >= cfg.utterance_end_ms / 1000 - 0.5  # held through the silence
+    assert max(float(key.split("-")[1]) for key in recognizer.asked) < 11.5  # no decode of the silence
+
+
+def test_final_latency_counts_from_each_samples_arrival():
+    latency = FinalLatency(speed=1.0)
+    latency.arrived(1.0, at=100.0)
+    latency.arrived(3.0, at=102.5)  # a 2 s block read late: its first sample came at 100.5
+    latency.published([Word(0.5, 0.9, " a", 1.0), Word(2.0, 2.5, " b", 1.0)], at=103.0)
+    summary = latency.summary()
+    assert summary["final_latency_words"] == 2
+    # "a" ended at 0.9 s (came at 99.9, 0.1 s before the block's end): 3.1 s; "b" at 2.5 s: 1.0 s
+    assert summary["final_latency_median"] == pytest.approx(2.05)
+    assert summary["final_latency_p90"] == pytest.approx(3.1)

@@ -1,0 +1,64 @@
+"""End to end on the long shared recording (lj_stream_a.flac: 128 s, 16 read sentences with
+pauses of 0.35-2.5 s): the daemon's captioner and the real model at the daemon's defaults, on a
+virtual clock where decodes cost nothing (tests/tools/stream_replay.py), so the result does not
+depend on the machine's load. Nothing published twice, nothing lost, WER against the reference.
+Plus the decoder's token budget with a long prompt (the prompt does not eat the new tokens)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from npustream.asr.audio import load_audio
+from npustream.stream.captioner import Captioner
+from npustream.stream.commit import norm
+from npustream.stream.config import StreamConfig
+from tools.stream_replay import replay
+from tools.wer import normalize, wer
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    from npustream.asr.recognizer import Recognizer, RecognizerConfig
+
+    cfg = StreamConfig()
+    rec = Recognizer(
+        RecognizerConfig(beam_size=cfg.beam_size, threads=cfg.decode_threads, word_timestamps=True,
+                         context=cfg.context, fallback=False)
+    )  # fmt: skip
+    yield rec
+    rec.close()
+
+
+@pytest.mark.slow
+def test_a_long_reading_is_captioned_whole_and_once(recognizer, audio_dir, transcripts):
+    audio = load_audio(audio_dir / "lj_stream_a.flac")
+    captioner = Captioner(recognizer, StreamConfig(source="file:lj_stream_a.flac"))
+    events = replay(audio, captioner)
+    words = [w for _, e in events if e.kind == "final" for w in e.words]
+    reference = transcripts["lj_stream_a.flac"]["text"]
+    text = "".join(w.word for w in words)
+    assert wer(reference, text) <= 0.05, text
+    # Published once: final times never overlap, and no run of four words is said more often
+    # than the reading says it (an echo of the prompt or a word decoded twice would be).
+    assert all(a.end <= b.start + 1e-6 for a, b in zip(words, words[1:]))
+    said, heard = normalize(reference).split(), [norm(w.word) for w in words]
+    grams = lambda ws: Counter(tuple(ws[i : i + 4]) for i in range(len(ws) - 3))  # noqa: E731
+    assert not grams(heard) - grams(said) or all(n == 1 for n in (grams(heard) - grams(said)).values())
+    # Nothing lost: every stretch of speech the VAD heard has a final word in it.
+    for region in captioner.vad.regions(0.0, len(audio) / 16000):
+        if region.end - region.start >= 0.3:
+            assert any(w.start < region.end and w.end > region.start for w in words), region
+    assert abs(len(words) - len(said)) <= 0.03 * len(said)
+
+
+def test_a_long_prompt_leaves_the_window_its_tokens(recognizer, audio_dir, transcripts):
+    """ctranslate2 counts the prompt in max_length: a 200-token prompt must not starve the
+    decode of the window's own text."""
+    audio = load_audio(audio_dir / "jfk.flac")
+    prompt = " ".join(["The quick brown fox jumps over the lazy dog."] * 20)
+    tokens = recognizer.tokenizer.encode(" " + prompt)
+    assert len(tokens) >= 200
+    result = recognizer.decode_window(audio, prompt_tokens=tokens)
+    assert wer(transcripts["jfk.flac"]["text"], result.text) <= 0.1, result.text
