@@ -53,7 +53,11 @@ def test_system_records_the_default_output_and_follows_it(server_env, audio_dir)
     source = open_source("system")
     source.start()
     try:
-        time.sleep(1.5)
+        deadline = time.monotonic() + 15.0  # the monitor's stream delivers before anything plays
+        while not (source._conns and source._conns[-1].callbacks):
+            assert time.monotonic() < deadline, "system never started recording"
+            time.sleep(0.1)
+        time.sleep(0.5)
         source.read(10**7)  # start-up silence
         on_speakers = capture_while(
             source, lambda: server.play(audio_dir / "libri_1.flac", sink=None).wait(30), 1.0
