@@ -45,6 +45,7 @@ LEFT_CONTEXT = 2.0
 EDGE_MARGIN = 0.3  # s: a word ending closer than this to the window's end may be cut off mid-word
 OVERFLOW_MARGIN = 2.0  # s of room left when the window counts as about to overflow
 NEW_SPEECH = 0.1  # s of speech a decode must hear beyond the previous one for agreement to count
+RIGHT_CONTEXT = 0.3  # s of speech after a pause (about a word) a hypothesis must hear to close it
 SENTENCE_END = (".", "?", "!", "。", "？", "！")
 
 
@@ -147,7 +148,7 @@ class Captioner:
         if segments is None:
             return []
         words = [wd for seg in segments for wd in seg.words]
-        events, pauses, since, held = self._close_pauses(words, since, found)
+        events, pauses, since, held = self._close_pauses(words, since, found, ended)
         held = self._hold(words, since, ended, overflow, held)
         ended = ended and not held
         commit = self._commit(words, segments, ended, overflow, held)
@@ -203,14 +204,17 @@ class Captioner:
             return self._last_segments
         return self._decode(full_context_retry=commits_alone)
 
-    def _close_pauses(self, words: list[Word], since: float, found):
+    def _close_pauses(self, words: list[Word], since: float, found, ended: bool):
         """Close each pause's utterance, in order, while the hypothesis accounts for the speech
-        before it; a pause it does not account for holds everything after it for the next decode.
-        Returns (events, pauses closed, where the pending speech now starts, held)."""
+        before it and has heard a whole word after it; a pause it does not account for, or has
+        not heard past, holds everything after it for the next decode. Returns (events, pauses
+        closed, where the pending speech now starts, held)."""
         events: list[CaptionEvent] = []
         pauses = []
         for i, pause in enumerate(found):
             next_start = found[i + 1].start if i + 1 < len(found) else self.window.end
+            if not ended and not self._heard_past(words, pause):
+                return events, pauses, since, True
             if not self.guard.trust_pause(words, since, pause, next_start):
                 return events, pauses, since, True
             since = (pause.start + pause.end) / 2
@@ -226,6 +230,15 @@ class Captioner:
             events += self.segments.final(final, segment_end=closes)
             pauses.append(pause)
         return events, pauses, since, False
+
+    def _heard_past(self, words: list[Word], pause) -> bool:
+        """The hypothesis heard RIGHT_CONTEXT of speech after the pause and has words for it.
+        Until then the words before the pause are read without what follows, and Whisper reads
+        a phrase cut off by a pause differently ("asked not" until it hears "what your
+        country": then "ask not"): they wait for it, or for the utterance's end."""
+        return self.vad.speech_in(pause.end, self.window.end) >= RIGHT_CONTEXT and any(
+            x.start >= pause.start and x.end > pause.end for x in self.policy.pending(words)
+        )
 
     def _hold(self, words: list[Word], since: float, ended: bool, overflow: bool, held: bool) -> bool:
         """Whether to hold back this update's commits: the hypothesis leaves out speech the VAD
@@ -258,7 +271,7 @@ class Captioner:
             return Commit([], pending)
         agreed = self.policy.agreed(words) if self._new_speech else []
         n = len(agreed)
-        while n and agreed[n - 1].end > self.window.end - EDGE_MARGIN:
+        while n and pending[n - 1].end > self.window.end - EDGE_MARGIN:
             n -= 1
         return self.policy.commit_first(words, self._waits_for_next(pending, n))
 

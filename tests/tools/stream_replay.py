@@ -36,10 +36,26 @@ class CpuClock:
             self.spent += cpu_seconds() - before
 
 
-def replay(audio: np.ndarray, captioner, block: float = BLOCK_SECONDS, clock: CpuClock | None = None):
+class FixedCost:
+    """Wraps a recognizer: each decode advances the virtual clock by the same `seconds` (about
+    what one costs on one core of this machine): a schedule that is the same on every run, so
+    recorded hypotheses replay the windows a real-time daemon asks for."""
+
+    def __init__(self, recognizer, seconds: float):
+        self.recognizer, self.seconds, self.spent = recognizer, seconds, 0.0
+
+    def __getattr__(self, name):
+        return getattr(self.recognizer, name)
+
+    def decode_window(self, *args, **kwargs):
+        self.spent += self.seconds
+        return self.recognizer.decode_window(*args, **kwargs)
+
+
+def replay(audio: np.ndarray, captioner, block: float = BLOCK_SECONDS, clock=None):
     """Feed 16 kHz audio to a Captioner as the daemon would; returns every caption event with
     the stream time it was published at. clock: the captioner's recognizer wrapped in CpuClock
-    (decodes cost their CPU seconds), or None (decodes cost nothing)."""
+    (decodes cost their CPU seconds) or FixedCost, or None (decodes cost nothing)."""
     t, fed, events = 0.0, 0, []
     while True:
         target = min(len(audio), int(t * 16000))
