@@ -24,17 +24,18 @@ from npustream.engines.cpu import CpuEngine
 # would only hallucinate on it ("you"), so it costs no engine work and gives no text.
 SILENCE_PEAK = 10 ** (-60 / 20)
 CONTEXTS = ("full", "fit")
-# "fit": the encoder sees the window's audio plus 3 s of padding, at least 15 s in all, rounded
+# "fit": the encoder sees the window's audio plus 3 s of padding, at least 12 s in all, rounded
 # up to whole seconds, instead of Whisper's full 30 s. The encoder's cost is about proportional
-# to its input, so most streaming windows encode in half the time. Whisper was trained on
+# to its input, so most streaming windows encode in 40 % of the time. Whisper was trained on
 # padded 30 s windows; on a shorter context it is less sure of itself and tends to say a phrase
 # over and over to fill it, the more so the shorter the context (on the shared 8 kHz speech,
-# 13 of 30 decodes at 4-8 s, 1 of 49 at >= 15 s). A decode that falls short (OpenAI's fallback
-# test) or says a phrase twice back to back is done again on the full context, where
-# temperature fallback applies as usual.
+# 13 of 30 decodes at 4-8 s, 1 of 49 at >= 15 s; streaming all shared files at 12 s: 8 of 447
+# decodes, at 10 s: 24 of 473). A decode that falls short (OpenAI's fallback test) or says a
+# phrase twice back to back is done again on the full context, where temperature fallback
+# applies as usual.
 FIT_PAD_FRAMES = 300
 FIT_STEP_FRAMES = 100
-FIT_MIN_FRAMES = 1500
+FIT_MIN_FRAMES = 1200
 # A window's decode generates at most MIN_NEW_TOKENS plus this many tokens per second of audio:
 # fast speech is about 4 words a second, 1.3 tokens a word, plus a pair of timestamps per
 # segment. Only a decode that loops reaches the cap (the loop is cut anyway); uncapped it would
@@ -62,7 +63,7 @@ class RecognizerConfig:
     beam_size: int = 5
     word_timestamps: bool = False
     context: str = (
-        "full"  # encoder context: "full" (Whisper's 30 s) or "fit" (audio + 3 s, >= 15 s; cpu engine)
+        "full"  # encoder context: "full" (Whisper's 30 s) or "fit" (audio + 3 s, >= 12 s; cpu engine)
     )
     fallback: bool = True  # OpenAI's temperature fallback; off, a decode is one pass at temperature 0
     hotwords: str | None = None  # terms to prefer, e.g. "Kubernetes, Grafana" (DecodeOptions.hotwords)

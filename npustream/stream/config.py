@@ -36,7 +36,7 @@ class StreamConfig:
     threads: int = 0  # ctranslate2 threads; 0: all cores but one (capture, VAD, publishing keep one)
     compute_type: str = "int8"
     context: str = (
-        "fit"  # encoder context: audio + 3 s, >= 15 s ("fit", cpu engine) or Whisper's 30 s ("full")
+        "fit"  # encoder context: audio + 3 s, >= 12 s ("fit", cpu engine) or Whisper's 30 s ("full")
     )
     hop: float = 0.2  # seconds of new audio that make an update due (it starts once the engine is free)
     endpoint_ms: int = 500  # a pause this long makes the words before it final
