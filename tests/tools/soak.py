@@ -98,6 +98,13 @@ class SoakResult:
         wanted = fraction * self.plan.seconds
         return next((mib for fed, mib in self.rss if fed >= wanted), self.rss[-1][1])
 
+    def peak_rss(self, start: float, end: float) -> float:
+        """The highest resident MiB sampled while [start, end) of the audio's share was fed.
+        Peaks, not single samples: the allocator hands memory back and takes it again as the
+        window sizes change (tens of MiB either way), a leak raises the peaks."""
+        lo, hi = start * self.plan.seconds, end * self.plan.seconds
+        return max((mib for fed, mib in self.rss if lo <= fed < hi or (end >= 1 and fed >= hi)), default=0.0)
+
     def seq_holes(self) -> int:
         """Missing seq numbers among the live messages the subscriber received."""
         seqs = sorted(
