@@ -149,15 +149,8 @@ def test_desktop_audio_is_captioned_as_well_as_the_same_file(
         SAMPLE_RATE,
     )
     reference = " ".join(transcripts[n]["text"] for n in names)
+    # The two daemons run side by side (one decoder thread each on this 2-core machine).
     via_file = Daemon(tmp_path / "file", ["--source", f"file:{path}", *LIVE])
-    try:
-        via_file.wait_ready()
-        assert via_file.proc.wait(timeout=240) == 0, via_file.log_tail()
-        time.sleep(0.5)  # the subscriber takes in the last messages
-        file_text = final_text(via_file.recorder)
-    finally:
-        via_file.close()
-
     daemon = Daemon(tmp_path / "system", ["--source", "system", *LIVE], env=desktop_pulse.client_env)
     try:
         started(daemon)
@@ -167,8 +160,12 @@ def test_desktop_audio_is_captioned_as_well_as_the_same_file(
         status = request(daemon.ctl, "status", timeout=5.0)
         assert status["source"] == "system" and status["audio_dropped"] == 0
         assert daemon.stop() == 0
+        assert via_file.proc.wait(timeout=240) == 0, via_file.log_tail()
+        time.sleep(0.5)  # the subscriber takes in the last messages
+        file_text = final_text(via_file.recorder)
     finally:
         daemon.close()
+        via_file.close()
     file_wer, system_wer = wer(reference, file_text), wer(reference, system_text)
     print(
         f"WER via file: {file_wer:.3f}; via desktop audio: {system_wer:.3f}\n"

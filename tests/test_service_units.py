@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -42,16 +43,17 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 def verify(unit: Path, scope: str, tmp_path: Path) -> subprocess.CompletedProcess:
     cmd = ["systemd-analyze", *(["--user"] if scope == "user" else []), "verify", "--man=no", str(unit)]
-    runtime = tmp_path / "xdg-runtime"  # the user manager needs a runtime directory
-    runtime.mkdir(mode=0o700, exist_ok=True)
-    return subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)},
-    )
+    # The user manager needs a runtime directory, and socket units put paths of 108 bytes at
+    # most under it: a short one (pytest's tmp_path can be longer under pytest-xdist).
+    with tempfile.TemporaryDirectory(prefix="xdg-", dir="/tmp") as runtime:
+        return subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "XDG_RUNTIME_DIR": runtime},
+        )
 
 
 @pytest.mark.parametrize("name", REPO_UNITS)
