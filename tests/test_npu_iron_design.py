@@ -13,7 +13,7 @@ import pytest
 from npu_random_weights import random_weights
 
 from npustream.model.dims import WhisperDims
-from npustream.npu.ops.params import PRESETS
+from npustream.npu.ops.params import CALIBRATED_PRESETS
 from npustream.npu.ops.tiles import DEFAULT_TILES
 from npustream.npu.plan.buffers import column_weight_names, pack_weights, plan_layouts
 from npustream.npu.plan.design import core_buffers, memtile_bytes, memtile_locks
@@ -25,7 +25,7 @@ from npustream.npu.program.runs import column_run
 
 SMALL = WhisperDims(80, 200, 128, 2, 1, 51865, 448, 128, 2, 1)
 BASE = WhisperDims(80, 1500, 512, 8, 6, 51865, 448, 512, 8, 6)
-PHOENIX = PRESETS["phoenix"]
+PHOENIX = CALIBRATED_PRESETS["phoenix"]  # the parameters plans are chosen and built with
 ARGS = ("in", "scratch", "out", "weights")
 
 

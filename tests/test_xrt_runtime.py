@@ -12,7 +12,7 @@ from npu_random_weights import TINY, random_mels, random_weights
 from doubles import pyxrt as dbl
 from doubles.pyxrt_build import emulated_program, write_stand_in_build
 from npustream.errors import EngineError
-from npustream.npu.ops.params import PRESETS
+from npustream.npu.ops.params import CALIBRATED_PRESETS, PRESETS
 from npustream.npu.ops.tiles import DEFAULT_TILES
 from npustream.npu.plan.plans import column_runs, make_plan
 from npustream.npu.run.emulator import encode_window
@@ -212,7 +212,9 @@ def test_npu_engine_on_the_double_matches_npu_emu(tmp_path, base_model_dir, jfk_
 
     emu = NpuEmuEngine(base_model_dir)
     weights = load_npu_weights(base_model_dir)
-    plan = choose(weights.dims, weights.tiles, PHOENIX, plan="pipeline").plan
+    plan = choose(
+        weights.dims, weights.tiles, CALIBRATED_PRESETS["phoenix"], plan="pipeline"
+    ).plan  # as the engine
     with pytest.raises(EngineError, match="no built NPU design"):
         NpuEngine(base_model_dir, plan="pipeline", build_dir=tmp_path, pyxrt=object(), device_node=None)
     write_stand_in_build(tmp_path, plan, weights)
