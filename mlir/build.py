@@ -215,6 +215,13 @@ def main() -> int:
         return 0
     names = write_module(out, plan, weights)
     run(aiecc_command(peano), out)
+    missing = [insts_file(n) for column_names in names for n in column_names]
+    missing = [name for name in missing if not (out / name).is_file()]
+    if missing:
+        fail(
+            f"aiecc wrote no {missing[0]} ({len(missing)} sequences' streams missing): this aiecc's "
+            "--npu-insts-name key is not <device>_<sequence> (mlir/README.md)"
+        )
     version = subprocess.run(["aiecc", "--aie-version"], capture_output=True, text=True, check=False).stdout
     toolchain_info = {"mlir_aie": MLIR_AIE_VERSION, "aiecc": version.strip(), "peano": str(peano)}
     path = write_manifest(
