@@ -59,15 +59,15 @@ def _plans(preset_name: str, **changes) -> dict:
 
 
 def predicted(preset_name: str) -> dict:
-    """Per plan kind: (calibrated, uncalibrated) predictions of the plan as built (phoenix.md's
-    parameters choose it; plans.recost keeps a pipeline's cut)."""
+    """Per plan kind: (calibrated, uncalibrated) predictions of the plan as built (the calibrated
+    parameters choose and build it; plans.recost keeps a pipeline's cut for the old model)."""
     from npustream.npu.ops.params import preset
     from npustream.npu.plan.plans import recost
     from npustream.npu.predict.simulate import predict
 
-    calibrated = preset(preset_name, calibrated=True)
+    uncalibrated = preset(preset_name, calibrated=False)
     return {
-        kind: (predict(recost(plan, calibrated))[0], predict(plan)[0])
+        kind: (predict(plan)[0], predict(recost(plan, uncalibrated))[0])
         for kind, plan in _plans(preset_name).items()
     }
 
@@ -124,7 +124,7 @@ def print_calibration() -> None:
     from npustream.npu.ops.params import FITTED, preset
     from npustream.npu.predict import calibration
 
-    params = preset("phoenix", calibrated=True)
+    params = preset("phoenix")
     print(
         "FITTED (npustream/npu/predict/calibration.py) to published Phoenix measurements, not measured here: "
         f"dispatch {FITTED['dispatch_s'] * 1e6:.1f} us, "
@@ -159,8 +159,8 @@ def print_stock() -> None:
 
     dims = _base_dims()
     print("PREDICTED: Whisper base encoder from amd/IRON operators (issue 15), calibrated [old model]")
-    olds = stock_plans(dims, preset("phoenix"))
-    for p, old in zip(stock_plans(dims, preset("phoenix", calibrated=True)), olds):
+    olds = stock_plans(dims, preset("phoenix", calibrated=False))
+    for p, old in zip(stock_plans(dims, preset("phoenix")), olds):
         print(
             f"  {p.name:16s} {p.contexts} x {p.columns}-column: latency {p.latency_s * 1e3:6.1f} ms "
             f"[{old.latency_s * 1e3:6.1f}]  throughput {p.throughput_per_s:5.2f}/s "
@@ -189,7 +189,7 @@ def print_issue() -> None:
             "(pushes, awaits, lock sets, descriptor writes)"
         )
     print(
-        "PREDICTED (timing model, uncalibrated parameters), not measured: command processor time per "
+        "PREDICTED (timing model, calibrated parameters), not measured: command processor time per "
         "operation (unmeasured; phoenix.md has no figure, default 0)"
     )
     print("  us per op   split latency   x bound   pipeline throughput x bound")

@@ -1,17 +1,16 @@
-"""Build the per-column NPU design for a plan: kernels and glue with Peano, one MLIR module per
-XRT run resolved by IRON (encoder_column.py: the same device, that run's runtime sequence), the
-xclbin (once, from the first module) and each run's instruction stream with aiecc, then
-manifest.json, the file the `npu` engine loads a build by.
+"""Build the per-column NPU design for a plan: kernels and glue with Peano, ONE MLIR module for
+the plan (encoder_column.plan_module: the column device and a named runtime sequence per XRT run
+of every column), then one aiecc call for the xclbin and every sequence's instruction stream, then
+manifest.json, the file the `npu` engine loads a build by, mapping each run to its stream.
 README.md has the pinned toolchain and how to install it.
 
 aiecc is the 2026 C++ driver (tools/aiecc/CommandLineOptions.h, AIECC_CLI below): outputs chosen
 with --get-<name>, Peano the default compiler (no --no-xchesscc / --no-xbridge: Chess only with
---xchesscc). Only the first run compiles the cores (--get-xclbin); the others ask for their
-instruction stream alone, which needs no core compile. Every run writes its buffer addresses
-(--get-input-with-addresses) and the build refuses modules whose allocation differs from the
-first's: the instruction streams address the xclbin's buffers. One module per plan with one
-runtime sequence per run (aiecc --sequence-name) needs several sequences in one IRON Program,
-which the IRON read (python/iron/runtime/runtime.py) does not offer.
+--xchesscc). With --get-npu-insts and no --sequence-name it compiles every runtime sequence, one
+file each named by the --npu-insts-name template, `{0}` the key `<device>_<sequence>`
+(tools/aiecc/README.md@089e2276: `insts_<device>_<seq>.bin`; test/aiecc/cpp_npu_cpp_dynamic.mlir
+@c53d4617 checks `insts_main_static17.bin` for sequence @static17 of device @main). The cores are
+compiled once, for the xclbin, and every stream addresses the one allocation.
 
     python -m mlir.build [--plan pipeline|split] [--preset phoenix] [--model DIR] [--out DIR]
                          [--kernels-only] [--mlir-only]
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +40,9 @@ MLIR_AIE_VERSION = "commit 4fb79094fca70c8517a45aab65843d5de3a57563 (main, 2026;
 # neither is stored at MLIR_AIE_VERSION, so that the two agree is unverified).
 AIECC_CLI = "tools/aiecc/CommandLineOptions.h at 08c791150ea6 (2026 C++ aiecc)"
 XCLBIN = "encoder_column.xclbin"
+MODULE = "encoder.mlir"  # the plan's module
+OUTPUT_DIR = "aiecc"  # aiecc's --output-dir, inside the build directory
+INSTS_TEMPLATE = "insts_{0}.bin"  # aiecc's default --npu-insts-name, passed explicitly
 
 
 def fail(message: str) -> None:
@@ -121,64 +122,63 @@ def build_kernels(out: Path, peano: Path, mlir_aie: Path) -> Path:
     return out / "column_kernels.o"
 
 
-def write_modules(out: Path, plan, weights) -> list[list[str]]:
-    """One MLIR module per run, resolved by IRON; returns the module names per column."""
-    from mlir.encoder_column import ARGS, run_module
+def plan_runs(plan, weights) -> list[list]:
+    """Per column, its runs as encoder_column.NamedRun (sequence name, ColumnRun, buffer sizes)."""
+    from mlir.encoder_column import ARGS, NamedRun, sequence_name
     from npustream.npu.plan.buffers import column_weight_names, pack_weights, plan_layouts
     from npustream.npu.plan.plans import column_runs
     from npustream.npu.program.runs import column_run
 
-    names = []
+    columns = []
     for column, layouts in enumerate(plan_layouts(plan)):
         blob, table = pack_weights(weights, column_weight_names(plan, column, weights))
         sizes = {role: b.nbytes // 4 for role, b in layouts.buffers.items()} | {"weights": blob.nbytes // 4}
         assert set(sizes) == set(ARGS)
-        column_names = []
-        for number, run in enumerate(column_runs(plan, column)):
-            name = f"c{column}_r{number:03d}"
-            program = column_run(plan, column, list(run), layouts, table)
-            (out / f"{name}.mlir").write_text(run_module(plan, program, sizes))
-            column_names.append(name)
-            print(
-                f"column {column} run {number}: {len(program.tasks)} DMA tasks, "
-                f"{len(program.ops)} sequence ops",
-                flush=True,
-            )
-        names.append(column_names)
-    return names
-
-
-def aiecc_commands(names: list[str], peano: Path) -> list[list[str]]:
-    """The aiecc command of each run's module (AIECC_CLI): the first also builds the xclbin (and so
-    compiles the cores); every one writes its instruction stream and its buffer addresses into
-    runs/<name>/."""
-    commands = []
-    for name in names:
-        xclbin = ["--get-xclbin", f"--xclbin-name={XCLBIN}"] if name == names[0] else []
-        commands.append(
+        columns.append(
             [
-                "aiecc",
-                f"--peano={peano}",
-                f"--output-dir=runs/{name}",
-                *xclbin,
-                "--get-npu-insts",
-                "--npu-insts-name=insts.bin",
-                "--get-input-with-addresses",
-                f"{name}.mlir",
+                NamedRun(
+                    sequence_name(column, number), column_run(plan, column, list(run), layouts, table), sizes
+                )
+                for number, run in enumerate(column_runs(plan, column))
             ]
         )
-    return commands
+    return columns
 
 
-def buffer_addresses(mlir: str) -> dict[str, int]:
-    """sym_name -> address of every aie.buffer in aiecc's input_with_addresses.mlir."""
-    out = {}
-    for line in mlir.splitlines():
-        if "aie.buffer(" in line:
-            name, address = re.search(r'sym_name = "([^"]+)"', line), re.search(r"address = (\d+)", line)
-            if name and address:
-                out[name.group(1)] = int(address.group(1))
-    return out
+def write_module(out: Path, plan, weights) -> list[list[str]]:
+    """The plan's one MLIR module (MODULE), resolved by IRON plus the named sequences; returns the
+    sequence names per column."""
+    from mlir.encoder_column import plan_module
+
+    columns = plan_runs(plan, weights)
+    flat = [named for runs in columns for named in runs]
+    module = plan_module(plan, flat)
+    (out / MODULE).write_text(str(module))
+    tasks = sum(len(named.run.tasks) for named in flat)
+    print(f"{MODULE}: {len(flat)} runtime sequences ({len(columns)} columns), {tasks} DMA tasks", flush=True)
+    return [[named.name for named in runs] for runs in columns]
+
+
+def aiecc_command(peano: Path) -> list[str]:
+    """The one aiecc call (AIECC_CLI): the xclbin (compiling the cores once) and the instruction
+    stream of every runtime sequence of the module, into OUTPUT_DIR."""
+    return [
+        "aiecc",
+        f"--peano={peano}",
+        f"--output-dir={OUTPUT_DIR}",
+        "--get-xclbin",
+        f"--xclbin-name={XCLBIN}",
+        "--get-npu-insts",
+        f"--npu-insts-name={INSTS_TEMPLATE}",
+        MODULE,
+    ]
+
+
+def insts_file(sequence: str) -> str:
+    """Where aiecc writes a sequence's instruction stream, relative to the build directory."""
+    from mlir.encoder_column import DEVICE
+
+    return f"{OUTPUT_DIR}/" + INSTS_TEMPLATE.format(f"{DEVICE}_{sequence}")
 
 
 def main() -> int:
@@ -206,29 +206,30 @@ def main() -> int:
     write_headers(out, plan.dims, plan.tiles)
     if args.mlir_only:
         require_iron()
-        write_modules(out, plan, weights)
+        write_module(out, plan, weights)
         print(f"MLIR written to {out} (no manifest: this is not a build the npu engine loads)")
         return 0
     peano, mlir_aie = toolchain()
     build_kernels(out, peano, mlir_aie)
     if args.kernels_only:
         return 0
-    names = write_modules(out, plan, weights)
-    flat = [name for column_names in names for name in column_names]
-    for command in aiecc_commands(flat, peano):
-        run(command, out)
-    first = buffer_addresses((out / "runs" / flat[0] / "input_with_addresses.mlir").read_text())
-    for name in flat[1:]:
-        if buffer_addresses((out / "runs" / name / "input_with_addresses.mlir").read_text()) != first:
-            fail(f"run {name}'s buffers are not where {flat[0]}'s are: its instructions miss the xclbin's")
+    names = write_module(out, plan, weights)
+    run(aiecc_command(peano), out)
+    missing = [insts_file(n) for column_names in names for n in column_names]
+    missing = [name for name in missing if not (out / name).is_file()]
+    if missing:
+        fail(
+            f"aiecc wrote no {missing[0]} ({len(missing)} sequences' streams missing): this aiecc's "
+            "--npu-insts-name key is not <device>_<sequence> (mlir/README.md)"
+        )
     version = subprocess.run(["aiecc", "--aie-version"], capture_output=True, text=True, check=False).stdout
     toolchain_info = {"mlir_aie": MLIR_AIE_VERSION, "aiecc": version.strip(), "peano": str(peano)}
     path = write_manifest(
         out,
         plan,
         weights,
-        xclbin=f"runs/{flat[0]}/{XCLBIN}",
-        insts=[[f"runs/{n}/insts.bin" for n in column_names] for column_names in names],
+        xclbin=f"{OUTPUT_DIR}/{XCLBIN}",
+        insts=[[insts_file(n) for n in column_names] for column_names in names],
         toolchain=toolchain_info,
     )
     print(f"wrote {path}")

@@ -34,8 +34,13 @@ def iterates(task: DmaTask) -> bool:
     return any(bd.iteration[0] > 1 for bd in task.bds)
 
 
-def emit_run(column, run: ColumnRun, host: dict) -> None:
-    """Emit `run` into the active runtime sequence. `host`: the runtime buffers by role."""
+def emit_run(column, run: ColumnRun, host: dict, *, iron_chains: bool = True) -> None:
+    """Emit `run` into the active runtime sequence. `host`: the runtime buffers by role (each
+    with `.op`, its block argument). `iron_chains=False` for a sequence IRON did not open (the
+    named sequences encoder_column.plan_module adds beside IRON's one): IRON's `tile_dma_chain`
+    works only inside IRON's own sequence body (it calls `active_sequence()`), so there every
+    task is emitted at the dialect level, with the same ops `tile_dma_chain` emits. `Lock.set`
+    (`aiex.set_lock`) and the descriptor's RTP writes are dialect ops and work in any sequence."""
     handles = {}
     for op in run.ops:
         if isinstance(op, SetLock):
@@ -47,17 +52,17 @@ def emit_run(column, run: ColumnRun, host: dict) -> None:
             for i, value in enumerate(op.values):
                 descriptor[i] = value
         elif isinstance(op, Push):
-            handles[op.task] = emit_task(column, run.tasks[op.task], op.bd_ids, host)
+            handles[op.task] = emit_task(column, run.tasks[op.task], op.bd_ids, host, iron_chains)
         elif isinstance(op, Await):
             handles.pop(op.task).await_()
         else:
             raise NotImplementedError(f"sequence op {op!r} has no IRON form")
 
 
-def emit_task(column, task: DmaTask, bd_ids: tuple[int, ...], host: dict):
+def emit_task(column, task: DmaTask, bd_ids: tuple[int, ...], host: dict, iron_chains: bool = True):
     """Configure and start `task`; returns a handle with `await_()`."""
     direction = DMAChannelDir.MM2S if task.direction == "MM2S" else DMAChannelDir.S2MM
-    if task.tile == "mem" and not iterates(task):
+    if iron_chains and task.tile == "mem" and not iterates(task):
         bds = [_iron_bd(column, bd, bd_id) for bd, bd_id in zip(task.bds, bd_ids, strict=True)]
         return tile_dma_chain(
             column.mem, direction, task.channel_index, bds, repeat_count=task.repeat, wait=True

@@ -9,7 +9,7 @@ from doubles import pyxrt as dbl
 from doubles.pyxrt_build import emulated_program, write_stand_in_build
 from npustream.asr.audio import load_audio
 from npustream.asr.recognizer import Recognizer, RecognizerConfig
-from npustream.npu.ops.params import PRESETS
+from npustream.npu.ops.params import CALIBRATED_PRESETS
 from npustream.npu.ops.weights import load_npu_weights
 from npustream.npu.predict.scheduler import choose
 from npustream.npu.run.manifest import load_manifest
@@ -25,7 +25,9 @@ def test_npu_failing_mid_stream_falls_back_without_losing_the_window(tmp_path, a
 
     # Put the real `npu` engine, on the pyxrt test double, in the recognizer's hands.
     weights = load_npu_weights(recognizer.model_dir)
-    plan = choose(weights.dims, weights.tiles, PRESETS["phoenix"], plan="pipeline").plan
+    plan = choose(
+        weights.dims, weights.tiles, CALIBRATED_PRESETS["phoenix"], plan="pipeline"
+    ).plan  # as the engine
     write_stand_in_build(tmp_path, plan, weights)
     device = dbl.FakeNpu(emulated_program(load_manifest(tmp_path)))
     recognizer.engine = NpuEngine(

@@ -8,12 +8,14 @@ module generation runs. What the double itself refuses: test_npu_iron_double.py.
 from __future__ import annotations
 
 import importlib
+import json
+import sys
 
 import pytest
 from npu_random_weights import random_weights
 
 from npustream.model.dims import WhisperDims
-from npustream.npu.ops.params import PRESETS
+from npustream.npu.ops.params import CALIBRATED_PRESETS
 from npustream.npu.ops.tiles import DEFAULT_TILES
 from npustream.npu.plan.buffers import column_weight_names, pack_weights, plan_layouts
 from npustream.npu.plan.design import core_buffers, memtile_bytes, memtile_locks
@@ -25,7 +27,7 @@ from npustream.npu.program.runs import column_run
 
 SMALL = WhisperDims(80, 200, 128, 2, 1, 51865, 448, 128, 2, 1)
 BASE = WhisperDims(80, 1500, 512, 8, 6, 51865, 448, 512, 8, 6)
-PHOENIX = PRESETS["phoenix"]
+PHOENIX = CALIBRATED_PRESETS["phoenix"]  # the parameters plans are chosen and built with
 ARGS = ("in", "scratch", "out", "weights")
 
 
@@ -249,41 +251,102 @@ def test_resource_checker_on_the_recorded_design(iron):
     assert [v.resource for v in tight.violations] == ["mem tile"]
 
 
-def test_build_writes_one_module_per_run(iron, tmp_path):
+def test_build_writes_one_module_with_a_named_sequence_per_run(iron, tmp_path):
+    """One module per plan: IRON's device and sequence (the first run, renamed) and every other
+    run of every column as its own named aie.runtime_sequence, each recorded op for op as its
+    column program says, at the dialect level where IRON's tile_dma_chain cannot be used."""
     build = importlib.import_module("mlir.build")
+    _double, design = iron
     weights = random_weights(SMALL)
     plan = make_plan("split", SMALL, DEFAULT_TILES, PHOENIX)
-    names = build.write_modules(tmp_path, plan, weights)
-    assert names == [
-        [f"c{c}_r{n:03d}" for n in range(len(column_runs(plan, c)))] for c in range(len(plan.columns))
-    ]
-    text = (tmp_path / f"{names[0][0]}.mlir").read_text()
-    assert text.startswith(
-        "// npustream's iron_double record, NOT MLIR"
-    )  # the double stands in for MLIR here
+    names = build.write_module(tmp_path, plan, weights)
+    want = [[f"c{c}_r{n:03d}" for n in range(len(column_runs(plan, c)))] for c in range(len(plan.columns))]
+    assert names == want
+    assert [p.name for p in tmp_path.glob("*.mlir")] == [build.MODULE]
+    text = (tmp_path / build.MODULE).read_text()
+    assert text.startswith("// npustream's iron_double record, NOT MLIR")  # the double stands in for MLIR
+    flat = [named for runs in build.plan_runs(plan, weights) for named in runs]
+    module = design.plan_module(plan, flat)
+    sequences = module.sequences()
+    assert sorted(sequences) == sorted(n for column in want for n in column) and len(sequences) == len(flat)
+    assert f"{len(flat)} runtime sequences" in text and "@c0_r000" in text and "@sequence" not in text
+    for named in flat:
+        assert _recorded(sequences[named.name]) == _expected(named.run), named.name
+    # IRON's own sequence is the first run's (IRON's runtime chains allowed there); the others hold
+    # dialect-level tasks only, mem-tile chains included
+    assert module.sequence is sequences["c0_r000"]
+    assert not any(op[0] == "push" for name, ops in sequences.items() if name != "c0_r000" for op in ops)
+    mem_tasks = [op[1] for ops in sequences.values() for op in ops if op[0] == "start_task"]
+    assert any(task.tile.row == 1 for task in mem_tasks)
 
 
-def test_aiecc_commands_follow_the_2026_command_line(tmp_path):
+def test_the_dialect_decorator_names_sequences_and_iron_chains_stay_in_irons(iron):
+    """aiex.runtime_sequence names a sequence sym_name or else its function; a second sequence of
+    one name is a symbol redefinition; IRON's tile_dma_chain works only in IRON's sequence body."""
+    double, design = iron
+    plan, run, sizes = _first("split", 0)
+    module = design.column_program(plan, run, sizes).resolve_program()
+    assert list(module.sequences()) == ["sequence"]  # IRON's function is named `sequence`
+    aiex, ir = sys.modules["aie.dialects.aiex"], sys.modules["aie.ir"]
+    column = importlib.import_module("mlir.iron_column").build_column(plan)
+    (first,) = module.body.operations[0].sequences()
+    with module.context, ir.Location.unknown(), ir.InsertionPoint(first):
+
+        @aiex.runtime_sequence(*design._types(sizes))
+        def spare(*args):
+            pass
+
+        with pytest.raises(ValueError, match="redefinition"):
+            aiex.runtime_sequence(*design._types(sizes), sym_name="spare")(lambda *a: None)
+
+        @aiex.runtime_sequence(*design._types(sizes), sym_name="chain")
+        def chained(*args):
+            iron_api = sys.modules["aie.iron"]
+            bd = iron_api.Bd(column.ring, offset=0, length=4)
+            with pytest.raises(RuntimeError, match="outside IRON's runtime sequence"):
+                iron_api.tile_dma_chain(column.mem, double.DMAChannelDir.MM2S, 0, [bd])
+
+    assert list(module.sequences()) == ["spare", "chain", "sequence"]  # inserted before IRON's
+
+
+def test_aiecc_is_called_once_for_the_xclbin_and_every_sequence(iron, tmp_path):
     """tools/aiecc/CommandLineOptions.h (build.AIECC_CLI): outputs by --get-<name>, Peano the
     default (no --no-xchesscc / --no-xbridge / --aie-generate-*, which that aiecc rejects as
-    unknown options); the cores compiled once, for the first run's xclbin."""
+    unknown options); no --sequence-name, so every sequence's stream, named by the template."""
     build = importlib.import_module("mlir.build")
-    commands = build.aiecc_commands(["c0_r000", "c0_r001", "c1_r000"], tmp_path)
-    selectors = {"--get-xclbin", "--get-npu-insts", "--get-input-with-addresses"}
-    for i, command in enumerate(commands):
-        assert command[0] == "aiecc" and command[-1].endswith(".mlir")
-        flags = {arg.split("=")[0] for arg in command[1:-1]}
-        assert flags <= selectors | {"--peano", "--output-dir", "--xclbin-name", "--npu-insts-name"}
-        assert ("--get-xclbin" in flags) == (i == 0)
-        assert f"--output-dir=runs/{command[-1][:-5]}" in command
-    assert not any("generate" in arg or "xchesscc" in arg or "xbridge" in arg for c in commands for arg in c)
+    command = build.aiecc_command(tmp_path)
+    assert command[0] == "aiecc" and command[-1] == build.MODULE == "encoder.mlir"
+    flags = dict(arg.split("=", 1) if "=" in arg else (arg, None) for arg in command[1:-1])
+    assert flags == {
+        "--peano": str(tmp_path),
+        "--output-dir": "aiecc",
+        "--get-xclbin": None,
+        "--xclbin-name": build.XCLBIN,
+        "--get-npu-insts": None,
+        "--npu-insts-name": "insts_{0}.bin",
+    }
+    assert not any("generate" in arg or "xchesscc" in arg or "xbridge" in arg for arg in command)
+    # aiecc's key is <device>_<sequence> (test/aiecc/cpp_npu_cpp_dynamic.mlir: insts_main_static17.bin)
+    assert build.insts_file("c2_r017") == "aiecc/insts_main_c2_r017.bin"
 
 
-def test_buffer_addresses_are_compared_across_modules():
+def test_the_manifest_maps_each_run_to_its_sequences_instruction_file(iron, tmp_path):
     build = importlib.import_module("mlir.build")
-    text = (
-        '    %in0_c0 = aie.buffer(%tile_0_2) {address = 1024 : i32, sym_name = "in0_c0"} : memref<4096xi32>\n'
-        '    %ring = aie.buffer(%tile_0_1) {address = 0 : i32, sym_name = "ring"} : memref<131072xi32>\n'
+    from npustream.npu.run.manifest import write_manifest
+
+    weights = random_weights(SMALL)
+    plan = make_plan("split", SMALL, DEFAULT_TILES, PHOENIX)
+    names = [[f"c{c}_r{n:03d}" for n in range(len(column_runs(plan, c)))] for c in range(len(plan.columns))]
+    path = write_manifest(
+        tmp_path,
+        plan,
+        weights,
+        xclbin=f"aiecc/{build.XCLBIN}",
+        insts=[[build.insts_file(n) for n in column] for column in names],
+        toolchain={},
     )
-    assert build.buffer_addresses(text) == {"in0_c0": 1024, "ring": 0}
-    assert build.buffer_addresses(text.replace("1024", "2048")) != build.buffer_addresses(text)
+    manifest = json.loads(path.read_text())
+    for c, column in enumerate(manifest["columns"]):
+        want = [f"aiecc/insts_main_c{c}_r{n:03d}.bin" for n in range(len(column["runs"]))]
+        assert [r["insts"] for r in column["runs"]] == want
+    assert sum(len(c["runs"]) for c in manifest["columns"]) == 4 * len(plan.ops)  # a run per op and column

@@ -26,7 +26,7 @@ def test_double_enforces_the_api(iron):
         ring.op  # noqa: B018 - only what the Program resolves has an op
     for thing in (shim, mem, core, ring, stray, prod, cons):
         thing._resolved = True
-    double._State.sequence = []
+    double._State.sequence, double._State.iron_sequence = [], True  # as inside IRON's sequence body
     try:
         with pytest.raises(ValueError, match="buffer on Tile"):
             dma.tile_dma_chain(mem, s2mm, 0, [dma.Bd(stray, length=8)])
@@ -81,6 +81,7 @@ def test_double_enforces_the_api(iron):
             dialects.dma_await_task(done)
     finally:
         double._State.sequence = double._State.block = double._State.task = None
+        double._State.iron_sequence = False
     with pytest.raises(ValueError, match="2 MM2S channels"):
         dma.TileDma(core, [dma.DmaChannel(double.DMAChannelDir.MM2S, 2, [dma.Bd(stray)])])
 

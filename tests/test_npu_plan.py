@@ -296,21 +296,24 @@ def test_cli_json_has_the_documented_keys(tmp_path):
     assert obj["kernel_cycles_per_call"]["matmul_acc"] == CALLS["matmul_acc"]["cycles"]  # default tiles, base
     memory = obj["program_memory_per_core"]
     assert memory == {**core_program_memory(), "limit": 16 * 1024} and memory["total"] <= memory["limit"]
-    counts = issue_counts(pipeline_plan(BASE, DEFAULT_TILES, PHOENIX))
+    # the plan is chosen and built with the calibrated parameters (its pipeline cut is theirs)
+    calibrated = pipeline_plan(BASE, DEFAULT_TILES, CALIBRATED_PRESETS["phoenix"])
+    counts = issue_counts(calibrated)
     assert obj["dma_tasks_per_column"] == [sum(c.pushes for c in col) for col in counts]
     assert obj["instruction_ops_per_column"] == [sum(c.ops for c in col) for col in counts]
     assert obj["issue_op_us"] == 0.0 and obj["predicted_exposed_issue_ms"] == 0.0
     assert set(obj["predicted_issue_op_break_even_us"]) == {t.name for t in TARGETS}
     assert obj["plan"] == "pipeline" and obj["preset"] == "phoenix"
     assert "predicted by the timing model" in obj["note"]
+    assert "uncalibrated_choice" in obj and "predicted" in obj["uncalibrated_choice"]
     assert len(obj["columns"]) == 4 and all("utilisation" in c and c["ops"] for c in obj["columns"])
     assert obj["resource_check"] == {"ok": True, "violations": []}
-    plan = pipeline_plan(BASE, DEFAULT_TILES, PHOENIX)
-    # the plan as built, its figures with the calibrated parameters and beside them the old model's
-    calibrated = recost(plan, CALIBRATED_PRESETS["phoenix"])
+    # its figures with the calibrated parameters and beside them the old model's for the same plan
+    assert obj["columns"][0]["ops"] == [t.op.name for t in calibrated.columns[0]]
     assert obj["predicted_latency_ms"] == pytest.approx(sum(_stage_times(calibrated)) * 1e3, abs=1e-3)
+    old = recost(calibrated, PHOENIX)
     assert obj["uncalibrated"]["predicted_latency_ms"] == pytest.approx(
-        sum(_stage_times(plan)) * 1e3, abs=1e-3
+        sum(_stage_times(old)) * 1e3, abs=1e-3
     )
     assert set(obj["uncalibrated"]) <= set(obj)
     assert obj["calibration"]["fitted"]["dispatch_us"] == pytest.approx(FITTED["dispatch_s"] * 1e6, abs=1e-3)
@@ -321,6 +324,21 @@ def test_cli_json_has_the_documented_keys(tmp_path):
         assert stock["stock-latency"]["dispatches_per_window"] == 193
     png = gantt.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_plans_are_chosen_with_the_calibrated_parameters():
+    """Whisper tiny, throughput: the calibrated model predicts the pipeline's period shorter (its
+    ~260 us steps cost the split plan's 180 runs more), the old model the split plan's; the CLI
+    (as the engine and the build, through params.preset) chooses with the calibrated one."""
+    assert choose(TINY, DEFAULT_TILES, CALIBRATED_PRESETS["phoenix"], objective="throughput").plan.kind == (
+        "pipeline"
+    )
+    assert choose(TINY, DEFAULT_TILES, PHOENIX, objective="throughput").plan.kind == "split"
+    proc = _cli("--shape", "tiny", "--objective", "throughput", "--json")
+    assert proc.returncode == 0, proc.stderr
+    obj = json.loads(proc.stdout)
+    assert obj["plan"] == "pipeline" and obj["reason"].startswith("pipeline: lowest predicted period")
+    assert obj["uncalibrated_choice"].startswith("split: lowest predicted period")
 
 
 def test_cli_text_labels_every_figure_as_predicted():

@@ -12,7 +12,7 @@ from npu_random_weights import TINY, random_mels, random_weights
 from doubles import pyxrt as dbl
 from doubles.pyxrt_build import emulated_program, write_stand_in_build
 from npustream.errors import EngineError
-from npustream.npu.ops.params import PRESETS
+from npustream.npu.ops.params import CALIBRATED_PRESETS, PRESETS
 from npustream.npu.ops.tiles import DEFAULT_TILES
 from npustream.npu.plan.plans import column_runs, make_plan
 from npustream.npu.run.emulator import encode_window
@@ -21,6 +21,9 @@ from npustream.npu.run.manifest import load_manifest
 from npustream.npu.run.xrt import XrtBackend
 
 PHOENIX = PRESETS["phoenix"]
+# The double runs every NPU run on the emulator: a base pipeline stage took over the runtime's 10 s
+# default on this 2-core VM under load 7-8 (main too); hangs are tested with 300 ms below.
+EMULATED_RUN_MS = 120_000
 TO, FROM = dbl.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, dbl.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE
 
 
@@ -44,7 +47,7 @@ def pipeline_build(tmp_path, tiny_weights):
 def test_runtime_computes_the_encoder_and_keeps_its_buffers(pipeline_build, tiny_weights):
     plan, build = pipeline_build
     npu, pyxrt = _device(build)
-    executor = Executor(plan, XrtBackend(plan, tiny_weights, build, pyxrt=pyxrt))
+    executor = Executor(plan, XrtBackend(plan, tiny_weights, build, pyxrt=pyxrt, timeout_ms=EMULATED_RUN_MS))
     try:
         assert npu.live_contexts == 4  # one per column
         runs = sum(len(column_runs(plan, c)) for c in range(4))
@@ -71,7 +74,7 @@ def test_split_plan_runs_four_contexts_on_shared_buffers(tmp_path, tiny_weights)
     write_stand_in_build(tmp_path, plan, tiny_weights)
     npu, pyxrt = _device(tmp_path)
     mel = random_mels(1, seed=7)
-    on_npu = Executor(plan, XrtBackend(plan, tiny_weights, tmp_path, pyxrt=pyxrt))
+    on_npu = Executor(plan, XrtBackend(plan, tiny_weights, tmp_path, pyxrt=pyxrt, timeout_ms=EMULATED_RUN_MS))
     on_cpu = Executor(plan, EmulatorBackend(tiny_weights))
     try:
         np.testing.assert_array_equal(on_npu.encode(mel)[0], on_cpu.encode(mel)[0])
@@ -212,12 +215,21 @@ def test_npu_engine_on_the_double_matches_npu_emu(tmp_path, base_model_dir, jfk_
 
     emu = NpuEmuEngine(base_model_dir)
     weights = load_npu_weights(base_model_dir)
-    plan = choose(weights.dims, weights.tiles, PHOENIX, plan="pipeline").plan
+    plan = choose(
+        weights.dims, weights.tiles, CALIBRATED_PRESETS["phoenix"], plan="pipeline"
+    ).plan  # as the engine
     with pytest.raises(EngineError, match="no built NPU design"):
         NpuEngine(base_model_dir, plan="pipeline", build_dir=tmp_path, pyxrt=object(), device_node=None)
     write_stand_in_build(tmp_path, plan, weights)
     npu, pyxrt = _device(tmp_path)
-    engine = NpuEngine(base_model_dir, plan="pipeline", build_dir=tmp_path, pyxrt=pyxrt, device_node=None)
+    engine = NpuEngine(
+        base_model_dir,
+        plan="pipeline",
+        build_dir=tmp_path,
+        pyxrt=pyxrt,
+        device_node=None,
+        timeout_ms=EMULATED_RUN_MS,
+    )
     try:
         np.testing.assert_array_equal(engine.encode(jfk_mel[None]), emu.encode(jfk_mel[None]))
         npu.fail_next(dbl.ert_cmd_state.ERT_CMD_STATE_ABORT)

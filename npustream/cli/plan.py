@@ -96,8 +96,8 @@ def report(
     choice, stream_windows: int, preset: str, objective: str = "latency"
 ) -> tuple[dict, object, object]:
     """The JSON object `plan --json` prints (also used by the benchmark). The plan is the one the
-    engine builds (chosen with phoenix.md's parameters); its figures are predicted with the calibrated
-    parameters, each beside the uncalibrated model's ("uncalibrated")."""
+    engine builds (chosen and built with the calibrated parameters); each figure is predicted with
+    them, beside the old, uncalibrated model's figure for the same plan ("uncalibrated")."""
     from npustream.npu.ops.kernel_costs import per_call_table
     from npustream.npu.ops.params import FITTED
     from npustream.npu.ops.params import preset as npu_preset
@@ -108,14 +108,15 @@ def report(
     from npustream.npu.predict.simulate import issue_break_evens, predict
     from npustream.npu.program.runs import issue_counts
 
-    old_plan = choice.plan
-    calibrated = npu_preset(preset, calibrated=True)
-    plan = recost(old_plan, calibrated)
+    plan = choice.plan
+    calibrated = npu_preset(preset)
+    uncalibrated = npu_preset(preset, calibrated=False)
+    old_plan = recost(plan, uncalibrated)
     counts = issue_counts(plan)
     prediction, one, stream = predict(plan, stream_windows, counts=counts)
     old = predict(old_plan, stream_windows, counts=counts)[0]
     break_evens = issue_break_evens(plan, stream_windows)
-    own_choice = choose(plan.dims, plan.tiles, calibrated, objective=objective)
+    old_choice = choose(plan.dims, plan.tiles, uncalibrated, objective=objective)
     resources = check_plan(plan)
     columns = []
     for c, tasks in enumerate(plan.columns):
@@ -133,10 +134,11 @@ def report(
         "plan": plan.kind,
         "preset": preset,
         "note": f"all figures are {LABEL}, with the calibrated parameters (fitted to published Phoenix "
-        "measurements, see calibration); 'uncalibrated' gives the old model's figures for the same plan; "
+        "measurements, see calibration), which choose and build the plan; 'uncalibrated' gives the old "
+        "model's figures for the same plan; "
         "the per-column task and operation counts are counted from the column programs",
-        "reason": choice.reason,  # the uncalibrated model's choice: the plan the engine builds
-        "calibrated_choice": own_choice.reason,
+        "reason": choice.reason,  # the calibrated model's choice: the plan the engine builds
+        "uncalibrated_choice": old_choice.reason,
         **_figures(prediction),
         "uncalibrated": _figures(old),
         "predicted_startup_ms": round(prediction.startup_s * 1e3, 3),
@@ -173,7 +175,7 @@ def report(
         "stock_operators": {
             "note": f"issue 15's encoder from amd/IRON operators, {LABEL}",
             "calibrated": _stock(plan.dims, calibrated),
-            "uncalibrated": _stock(plan.dims, old_plan.params),
+            "uncalibrated": _stock(plan.dims, uncalibrated),
         },
         "columns": columns,
         "resource_check": resources.as_dict(),
@@ -190,7 +192,7 @@ def _print_text(obj: dict, out=sys.stdout) -> None:
 
     print(
         f"NPU plan: {obj['plan']} on {obj['preset']} ({obj['reason']}; plans are chosen and built with the "
-        "uncalibrated parameters)",
+        "calibrated parameters)",
         file=out,
     )
     print(f"All figures below are {LABEL}.", file=out)
@@ -232,7 +234,7 @@ def _print_text(obj: dict, out=sys.stdout) -> None:
         f"MAC efficiency {fitted['matmul_efficiency']:.2f}",
         file=out,
     )
-    print(f"  calibrated model's own choice (predicted): {obj['calibrated_choice']}", file=out)
+    print(f"  old (uncalibrated) model's choice (predicted): {obj['uncalibrated_choice']}", file=out)
     for model in ("calibrated", "uncalibrated"):
         for name, p in obj["stock_operators"][model].items():
             print(

@@ -8,11 +8,12 @@ only with a cited measurement, and say so here, so that predicted figures stay c
 Hawk Point is the same XDNA1 array (4 usable columns x 4 compute tiles) at a higher clock: its
 preset differs only in the clock (1.6 GHz, inferred from 16 TOPS int8 over 20 tiles).
 
-Two parameter sets. PRESETS are phoenix.md's table as it stands (the UNCALIBRATED model): plans are
-built and chosen with them, so a build's identity does not move. CALIBRATED_PRESETS replace the four
-values physics leaves open with values FITTED to AMD's published Phoenix measurements of its IRON
-operators (npu/predict/calibration.py: the table, the fit, and a test that these numbers equal the
-refit); every predicted figure is given by both, the calibrated one first.
+Two parameter sets. CALIBRATED_PRESETS replace the four values physics leaves open in phoenix.md's
+table with values FITTED to AMD's published Phoenix measurements of its IRON operators
+(npu/predict/calibration.py: the table, the fit, and a test that these numbers equal the refit):
+plans are chosen and built with them (`preset(name)`). PRESETS are phoenix.md's table as it stands
+(the old, UNCALIBRATED model, `preset(name, calibrated=False)`): every predicted figure is printed
+beside the figure it gives for the same plan.
 """
 
 from __future__ import annotations
@@ -107,8 +108,9 @@ FITTED: dict[str, float] = {
 CALIBRATED_PRESETS: dict[str, NpuParams] = {name: p.replace(**FITTED) for name, p in PRESETS.items()}
 
 
-def preset(name: str, *, calibrated: bool = False) -> NpuParams:
-    """A preset by name: phoenix.md's table, or with `calibrated` the fitted values in place."""
+def preset(name: str, *, calibrated: bool = True) -> NpuParams:
+    """A preset by name: with the fitted values in place (what plans are chosen and built with), or
+    with `calibrated=False` phoenix.md's table as it stands (the old model)."""
     table = CALIBRATED_PRESETS if calibrated else PRESETS
     try:
         return table[name]

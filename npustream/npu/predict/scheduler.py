@@ -4,6 +4,9 @@ stream) from the timing model's predictions, and say why.
 Live captioning re-encodes one rolling window at a time as audio arrives, so the default
 objective is latency: a caption appears as soon as its window is encoded. Throughput matters
 when windows queue up (several streams, or catching up after a stall).
+
+The engine, the build and `npustream plan` pass the calibrated parameters (params.preset): the
+plan chosen and built is the one the model fitted to published Phoenix measurements predicts best.
 """
 
 from __future__ import annotations

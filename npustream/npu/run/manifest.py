@@ -4,13 +4,15 @@ it loads anything. mlir/build.py writes it next to the xclbin and the instructio
     {"format": 1, "plan": "pipeline", "preset": "phoenix", "dims": {...}, "tiles": {...},
      "xclbin": "encoder_column.xclbin", "kernel": "MLIR_AIE", "toolchain": {...},
      "columns": [{"tasks": [{"op": "layer0.qkv", "index": 3, "rows": [0, 1500], "heads": [0, 1]}, ...],
-                  "runs": [{"tasks": [0, 1, 2], "insts": "insts/c0_r000.bin"}, ...],
+                  "runs": [{"tasks": [0, 1, 2], "insts": "aiecc/insts_main_c0_r000.bin"}, ...],
                   "buffers": {"in": {"nbytes": N,
                                      "tensors": {"mel": [offset, rows, cols, front, back]}}, ...},
                   "carried": [...], "weights": {"layer0.qkv.wb": [offset, "<u2", [12, 8, 4, 2112]], ...}}]}
 
 A run is one XRT kernel call running some of the column's tasks (plan.column_runs): in the
-pipeline plan all of them, once per window; in the split plan one per op.
+pipeline plan all of them, once per window; in the split plan one per op. Each run is one named
+runtime sequence (`c<column>_r<run>`) of the plan's one MLIR module, and "insts" the instruction
+stream aiecc wrote for it (mlir/build.py).
 
 Every run of the per-column kernel takes: opcode 3, the instruction buffer, its length in 32-bit
 words, then the data buffers in DATA_ARGS order (mlir-aie's NPU kernel convention: group ids 1

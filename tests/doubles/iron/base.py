@@ -2,11 +2,12 @@
 
 It records the program instead of building MLIR, and enforces what the real API enforces as far
 as the stored mlir-aie source read shows (mlir/README.md says which files, at the pin or not).
-Four files: this one (tiles, Buffers, Locks, Kernels, `range_`, and the `.op` handles resolved
+Five files: this one (tiles, Buffers, Locks, Kernels, `range_`, and the `.op` handles resolved
 objects give the dialect layer); tests/doubles/iron/program.py (Worker, Runtime, Program: what gets
 resolved, in which order); tests/doubles/iron/dma.py (IRON's Bd, DmaChannel, TileDma, Flow and the
 runtime chain `tile_dma_chain`); tests/doubles/iron/dialects.py (the aie / aiex dialect ops the sequence
-emits where IRON's runtime chains stop).
+emits where IRON's runtime chains stop); tests/doubles/iron/module.py (the resolved module, aie.ir,
+and named runtime sequences beside IRON's).
 
 Enforced here, from stored 2026 python/iron/worker.py, buffer.py, kernel.py, lock.py and
 helpers/util.py (none stored at the pin) and the pinned dialects/aie.py: Worker takes `tile=` (not
@@ -55,6 +56,9 @@ class _State:
     block: list | None = None
     task: object = None  # the dialect-level task whose region `block` belongs to
     resolved: list | None = None
+    iron_sequence: bool = False  # inside IRON's own sequence body (its active_sequence())
+    module: object = None  # the module whose context is entered (with module.context: ...)
+    insert_before: object = None  # the aie.ir.InsertionPoint in force (module.py)
 
 
 def in_body(what: str) -> list:

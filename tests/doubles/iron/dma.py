@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from doubles.iron.base import CHANNELS, MAX_LOCK_VALUE, DMAChannelDir, NPU1Col1, Tile, in_sequence
+from doubles.iron.base import CHANNELS, MAX_LOCK_VALUE, DMAChannelDir, NPU1Col1, Tile, _State, in_sequence
 
 MEM_BDS_PER_PARITY = 24
 
@@ -173,6 +173,8 @@ class Task:
 
 def tile_dma_chain(tile, direction, channel, bds, repeat_count=0, wait=False, start=True, out_of_order=False):
     ops = in_sequence("tile_dma_chain")
+    if not _State.iron_sequence:  # tiledmatask.py@4fb79094: active_sequence(), IRON's own sequence only
+        raise RuntimeError("tile_dma_chain outside IRON's runtime sequence body (no active sequence)")
     if not bds:
         raise ValueError("tile_dma_chain needs at least one Bd")
     check_channel(tile, direction, channel)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import types
 
-from doubles.iron import base, dialects, dma, program
+from doubles.iron import base, dialects, dma, module, program
 
 
 def install() -> None:
@@ -49,6 +49,9 @@ def install() -> None:
     for name, attrs in exports.items():
         modules[name].__dict__.update(attrs)
     modules["aie.dialects.aie"], modules["aie.dialects.aiex"] = dialects.aie_module(), dialects.aiex_module()
+    modules["aie.dialects.aiex"].runtime_sequence = module.runtime_sequence
+    modules["aie.ir"] = module.ir_module()
+    modules["aie"].ir = modules["aie.ir"]
     modules["aie.dialects"].aie, modules["aie.dialects"].aiex = (
         modules["aie.dialects.aie"],
         modules["aie.dialects.aiex"],

@@ -17,13 +17,16 @@ resolved, so a Kernel or Buffer a body uses but no Worker was given fails when u
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import types
 from dataclasses import dataclass, field
 from typing import get_origin
 
 import numpy as np
 
 from doubles.iron.base import AIETileType, Buffer, Lock, Op, _State, range_
+from doubles.iron.module import SequenceOp, StringAttr, device_op
 
 
 def flatten_fn_args(args):
@@ -105,16 +108,35 @@ class ResolvedDesign:
 
 @dataclass
 class Recorded:
-    """What resolve_program would have turned into MLIR: the resolved device and the sequence."""
+    """What resolve_program would have turned into MLIR: the resolved device, IRON's sequence
+    (`sequence`, its ops) and the module as mlir/encoder_column.py walks it (`body`, `context`:
+    tests/doubles/iron/module.py), where further named sequences can be added."""
 
     device: object
     rt: ResolvedDesign
     sequence: list
+    body: object = None
+
+    @property
+    @contextlib.contextmanager
+    def context(self):
+        outer, _State.module = _State.module, self
+        try:
+            yield
+        finally:
+            _State.module = outer
+
+    def sequences(self) -> dict[str, list]:
+        """sym_name -> recorded ops of every runtime sequence of the device, in module order."""
+        (device,) = self.body.operations
+        return {s.sym_name: s.ops for s in device.sequences()}
 
     def __str__(self) -> str:
+        (device,) = self.body.operations
+        listing = ", ".join(f"@{s.sym_name} ({len(s.ops)} ops)" for s in device.sequences())
         return (
-            f"// npustream's iron_double record, NOT MLIR: {len(self.sequence)} sequence ops, "
-            f"{len(self.rt.workers)} workers\n"
+            f"// npustream's iron_double record, NOT MLIR: device @{device.attributes['sym_name'].value}, "
+            f"{len(self.rt.workers)} workers, {len(device.sequences())} runtime sequences: {listing}\n"
         )
 
 
@@ -160,10 +182,11 @@ class Program:
             for tile_dma in rt.tile_dmas:
                 tile_dma.resolve()
             ops: list = []
-            _State.sequence = ops
+            _State.sequence, _State.iron_sequence = ops, True
             rt.seq_fn(*_body_args(rt.fn_args))
         finally:
             _State.sequence = _State.block = _State.task = _State.resolved = None
+            _State.iron_sequence = False
         design = ResolvedDesign(
             [x for x in resolved if isinstance(x, Buffer)],
             [x for x in resolved if isinstance(x, Lock)],
@@ -171,4 +194,8 @@ class Program:
             rt.tile_dmas,
             self.workers,
         )
-        return Recorded(self.device, design, ops)
+        # IRON's sequence: aiex.runtime_sequence on its function `sequence`, so named after it
+        types_ = [a for a in rt.fn_args if isinstance(a, type) or get_origin(a) is np.ndarray]
+        iron_sequence = SequenceOp({"sym_name": StringAttr("sequence")}, types_, ops)
+        body = types.SimpleNamespace(operations=[device_op(device_name, iron_sequence)])
+        return Recorded(self.device, design, ops, body)
