@@ -42,9 +42,10 @@ def recording(recognizer):
     recognizer.engine = real
 
 
-def test_fitted_frames_cover_the_audio_plus_padding_in_whole_seconds_at_least_15_s():
-    assert fitted_frames(1) == 1500
-    assert fitted_frames(1200) == 1500
+def test_fitted_frames_cover_the_audio_plus_padding_in_whole_seconds_at_least_12_s():
+    assert fitted_frames(1) == 1200
+    assert fitted_frames(900) == 1200
+    assert fitted_frames(901) == 1300
     assert fitted_frames(1201) == 1600
     assert fitted_frames(2000) == 2300
     assert fitted_frames(2700) == N_FRAMES
@@ -139,7 +140,7 @@ def test_without_the_retry_an_unreliable_fit_decode_comes_back_as_it_is(recogniz
 
 
 class ScriptedRecognizer:
-    """Gives the captioner prepared hypotheses of the first sentence of osr_0034_8k.wav
+    """Gives the captioner prepared hypotheses of the first sentences of osr_0034_8k.wav
     (Whisper base's word times) and records how it was asked."""
 
     WORDS = [
@@ -151,12 +152,16 @@ class ScriptedRecognizer:
         ("most", 2.44, 2.84),
         ("any", 2.84, 3.3),
         ("girl.", 3.3, 3.64),
+        ("The", 4.62, 4.84),
+        ("long", 4.84, 5.08),
+        ("journey", 5.08, 5.32),
+        ("home", 5.32, 5.66),
     ]
 
     def __init__(self, loops: bool):
         self.loops, self.asked = loops, []
 
-    def decode_window(self, audio, *, offset, prompt, full_context_retry):
+    def decode_window(self, audio, *, offset, prompt, full_context_retry, language=None):
         from npustream.asr.decoder import WindowDecode
         from npustream.types import Segment, Word
 
@@ -178,12 +183,12 @@ def test_the_daemon_sets_an_unreliable_hypothesis_aside_until_the_utterance_ends
     scripted = ScriptedRecognizer(loops)
     captioner = Captioner(scripted, StreamConfig(source="sample", hop=1.0))
     events = []
-    for second in range(5):  # the sentence ends at 3.64 s, the next starts at 4.62 s
+    for second in range(6):  # the sentence ends at 3.64 s, the next starts at 4.62 s
         captioner.push(audio[second * 16000 : (second + 1) * 16000])
         if captioner.due():
             events += captioner.update()
     finals = " ".join(e.text for e in events if e.kind == "final" and e.text)
-    assert finals == "A gold ring will please most any girl."
+    assert finals.startswith("A gold ring will please most any girl.")
     assert captioner.stats.unreliable == (scripted.asked.count(False) if loops else 0)
-    assert not loops or not any(e.kind == "partial" and e.text for e in events)  # no looped text shown
+    assert not any(e.kind == "partial" and repeats_a_phrase(e.text) for e in events)  # no looped text shown
     assert scripted.asked[-1] is True  # the utterance's end is decoded with the retry allowed

@@ -34,7 +34,7 @@ class ReplayRecognizer:
         self.hypotheses = recorded["hypotheses"]
         self.asked: list[str] = []
 
-    def decode_window(self, audio, *, offset=0.0, prompt=None, full_context_retry=True):
+    def decode_window(self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None):
         key = f"{offset:.2f}-{offset + len(audio) / 16000:.2f}"
         self.asked.append(key)
         if key not in self.hypotheses:
@@ -158,3 +158,54 @@ def test_final_latency_counts_from_each_samples_arrival():
     # "a" ended at 0.9 s (came at 99.9, 0.1 s before the block's end): 3.1 s; "b" at 2.5 s: 1.0 s
     assert summary["final_latency_median"] == pytest.approx(2.05)
     assert summary["final_latency_p90"] == pytest.approx(3.1)
+
+
+class TwoLanguages:
+    """The first two sentences of osr_0034_8k.wav (Whisper base's word times) as if the first
+    were French and the second English: detection (language=None) answers by the newest speech
+    in the window, sure of it (0.97); a given language is decoded as given."""
+
+    FIRST = [("A", 0.64, 1.32), ("gold", 1.32, 1.54), ("ring", 1.54, 1.86), ("will", 1.86, 2.08),
+             ("please", 2.08, 2.44), ("most", 2.44, 2.84), ("any", 2.84, 3.28),
+             ("girl.", 3.28, 3.64)]  # fmt: skip
+    SECOND = [("The", 4.62, 4.84), ("long", 4.84, 5.08), ("journey", 5.08, 5.32), ("home", 5.32, 5.66),
+              ("took", 5.66, 6.0), ("a", 6.0, 6.34), ("year.", 6.34, 6.7)]  # fmt: skip
+
+    def __init__(self):
+        self.asked: list[str | None] = []
+
+    def decode_window(self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None):
+        self.asked.append(language)
+        end = offset + len(audio) / 16000
+        words = tuple(
+            Word(a, b, " " + w, 0.9) for w, a, b in self.FIRST + self.SECOND if offset <= a and b <= end
+        )
+        detected = "en" if words and words[-1].start >= 4.0 else "fr"
+        text = "".join(w.word for w in words)
+        segments = (
+            (Segment(words[0].start, words[-1].end, text, (), 0.01, -0.2, 1.0, 0.0, words),) if words else ()
+        )
+        frames = len(audio) // 160
+        return WindowDecode(language or detected, 1.0 if language else 0.97, segments, 0.01, -0.2, 0.0, False,
+                            frames, (), frames / 100)  # fmt: skip
+
+
+def test_a_sure_language_holds_for_a_second_of_the_utterance(audio_dir):
+    """Detection runs at an utterance's first decode and again once a second of new audio
+    arrived; in between, the utterance's later decodes are given its language (no detection
+    pass). A new utterance detects again: the switch after the first sentence is followed."""
+    audio = load_audio(audio_dir / "osr_0034_8k.wav")[: 8 * 16000]
+    recognizer = TwoLanguages()
+    events = replay(audio, Captioner(recognizer, StreamConfig(source="sample")))
+    by_language = {}
+    for _, e in events:
+        if e.kind == "final" and e.text:
+            by_language.setdefault(e.language, []).append(e.text.strip())
+    # (A caption carries the language of the decode that made it final: "The" became final in
+    # the update that closed the first sentence, from a decode labelled French.)
+    assert "ring will please most any girl." in " ".join(by_language["fr"])
+    assert " ".join(by_language["en"]).endswith("long journey home took a year.")
+    detections = recognizer.asked.count(None)
+    given = len(recognizer.asked) - detections
+    assert given >= 2 * detections, recognizer.asked  # most decodes skip detection
+    assert set(recognizer.asked) == {None, "fr", "en"}

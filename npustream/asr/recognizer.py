@@ -136,15 +136,19 @@ class Recognizer:
         prompt_tokens: list[int] | None = None,
         options: DecodeOptions | None = None,
         full_context_retry: bool = True,
+        language: str | None = None,
     ) -> WindowDecode:
         """Up to 30 s of 16 kHz mono float32 starting `offset` seconds into the stream.
         full_context_retry=False: an unreliable "fit" decode is returned as it is (the caller
-        will decode this audio again anyway) instead of being done again on the full context."""
+        will decode this audio again anyway) instead of being done again on the full context.
+        language: decode in this language without detecting it (None: the options' language)."""
         validate_pcm(audio)
         if len(audio) > N_SAMPLES:
             raise ValueError(f"a window holds at most {N_SAMPLES / SAMPLE_RATE:.0f} s of audio")
         content_frames = max(1, min(3000, len(audio) // 160))
         options = options or self.options
+        if language:
+            options = replace(options, language=language)
         cap = MIN_NEW_TOKENS + int(MAX_TOKENS_PER_SECOND * content_frames / 100)
         if cap < options.max_new_tokens:
             options = replace(options, max_new_tokens=cap)

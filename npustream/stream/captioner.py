@@ -45,7 +45,9 @@ LEFT_CONTEXT = 2.0
 EDGE_MARGIN = 0.3  # s: a word ending closer than this to the window's end may be cut off mid-word
 OVERFLOW_MARGIN = 2.0  # s of room left when the window counts as about to overflow
 NEW_SPEECH = 0.1  # s of speech a decode must hear beyond the previous one for agreement to count
-RIGHT_CONTEXT = 0.3  # s of speech after a pause (about a word) a hypothesis must hear to close it
+LANGUAGE_KEEP = 0.9  # a detection this sure holds for the utterance's next decodes ...
+LANGUAGE_RECHECK = 1.0  # ... until this many s of new audio arrived
+RIGHT_CONTEXT = 0.3  # s of speech after a pause (about a word) a decode must hear to close the pause
 SENTENCE_END = (".", "?", "!", "。", "？", "！")
 
 
@@ -75,6 +77,7 @@ class Captioner:
         self._new_speech = False  # the last decode heard speech the one before it had not
         self._decoded_until = 0.0  # stream time the last decode's window reached
         self._last_update_end = 0.0
+        self._language: tuple[str, int, float] | None = None  # sure detection: (language, segment, at)
         self._hop = cfg.hop
         self._endpoint = cfg.endpoint_ms / 1000
         self._utterance_end = max(cfg.utterance_end_ms / 1000, self._endpoint)
@@ -213,7 +216,7 @@ class Captioner:
         pauses = []
         for i, pause in enumerate(found):
             next_start = found[i + 1].start if i + 1 < len(found) else self.window.end
-            if not ended and not self._heard_past(words, pause):
+            if not ended and not self._heard_past(pause):
                 return events, pauses, since, True
             if not self.guard.trust_pause(words, since, pause, next_start):
                 return events, pauses, since, True
@@ -231,14 +234,13 @@ class Captioner:
             pauses.append(pause)
         return events, pauses, since, False
 
-    def _heard_past(self, words: list[Word], pause) -> bool:
-        """The hypothesis heard RIGHT_CONTEXT of speech after the pause and has words for it.
-        Until then the words before the pause are read without what follows, and Whisper reads
-        a phrase cut off by a pause differently ("asked not" until it hears "what your
-        country": then "ask not"): they wait for it, or for the utterance's end."""
-        return self.vad.speech_in(pause.end, self.window.end) >= RIGHT_CONTEXT and any(
-            x.start >= pause.start and x.end > pause.end for x in self.policy.pending(words)
-        )
+    def _heard_past(self, pause) -> bool:
+        """The window holds RIGHT_CONTEXT of speech after the pause. Until then the words before
+        the pause are read without what follows, and Whisper reads a phrase cut off by a pause
+        differently ("asked not" until it hears "what your country": then "ask not"): they
+        wait for it, or for the utterance's end. (Whether the hypothesis has words for that
+        speech is the guard's question: HypothesisGuard.trust_pause.)"""
+        return self.vad.speech_in(pause.end, self.window.end) >= RIGHT_CONTEXT
 
     def _hold(self, words: list[Word], since: float, ended: bool, overflow: bool, held: bool) -> bool:
         """Whether to hold back this update's commits: the hypothesis leaves out speech the VAD
@@ -350,8 +352,17 @@ class Captioner:
         # A retry after a hypothesis left heard speech out goes without the prompt (guards.py).
         prompt = None if self.guard.retry_unprompted else self.policy.prompt(w.start)
         self.guard.retry_unprompted = False
+        # Detection costs a decoder pass over the encoder output (about 6 % of a streaming
+        # decode): a sure detection holds for the utterance's next decodes, until the utterance
+        # ends or LANGUAGE_RECHECK of new audio arrived (a switch inside an utterance is followed
+        # that much later).
+        language = None
+        if self._language is not None:
+            detected, segment_id, at = self._language
+            if segment_id == self.segments.segment_id and w.end - at < LANGUAGE_RECHECK:
+                language = detected
         result = self.recognizer.decode_window(
-            w.audio(), offset=w.start, prompt=prompt, full_context_retry=full_context_retry
+            w.audio(), offset=w.start, prompt=prompt, full_context_retry=full_context_retry, language=language
         )
         elapsed = time.perf_counter() - t0
         self.stats.decodes += 1
@@ -374,8 +385,11 @@ class Captioner:
         self._decoded_until = w.end  # (the reuse test: how far the remembered hypothesis heard)
         if result.skipped_as_silence:
             return ()
-        self.segments.language = result.language
-        self.segments.language_probability = result.language_probability
+        if language is None:
+            self.segments.language = result.language
+            self.segments.language_probability = result.language_probability
+            sure = result.language_probability >= LANGUAGE_KEEP
+            self._language = (result.language, self.segments.segment_id, w.end) if sure else None
         return tuple(
             _Seg(self.guard.heard(seg.words, w.start, w.end)) for seg in result.segments if seg.words
         )

@@ -42,9 +42,9 @@ class Recording:
     def __getattr__(self, name):
         return getattr(self.recognizer, name)
 
-    def decode_window(self, audio, *, offset=0.0, prompt=None, full_context_retry=True):
+    def decode_window(self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None):
         result = self.recognizer.decode_window(
-            audio, offset=offset, prompt=prompt, full_context_retry=full_context_retry
+            audio, offset=offset, prompt=prompt, full_context_retry=full_context_retry, language=language
         )
         self.hypotheses[window_key(offset, len(audio))] = {
             "unreliable": result.unreliable,
