@@ -297,18 +297,19 @@ def report(rows: list[dict]) -> None:
         name = next((r["peer"]["name"] for r in peers if "name" in r["peer"]), "")
         print(
             f"\nstreaming peer, same files, same run: {name}; latency on the real clock, bound with the "
-            "clock stopped during decodes (its --comp_unaware)"
+            "clock stopped during decodes (its --comp_unaware); decode s: the median decode's wall time"
         )
         print(f"{'file':20s} {'latency':>20s} {'bound':>20s} {'WER':>6s} {'CPU':>5s} {'decodes':>7s} "
-              f"{'load before/after':>17s}")  # fmt: skip
+              f"{'decode s':>8s} {'load before/after':>17s}")  # fmt: skip
         for r in peers:
             p = r["peer"]
             if "error" in p:
                 print(f"{r['file']:20s} {p['error']}")
             else:
+                decode, (before, after) = p["decode_seconds_median"], p["load"]
                 print(f"{r['file']:20s} {figures(p['latencies']):>20s} {figures(p['bound']):>20s} "
-                      f"{p['wer']:6.1%} {p['cpu_share']:5.2f} {p['decodes']:7d} "
-                      f"{p['load'][0]:8.2f}/{p['load'][1]:<8.2f}")  # fmt: skip
+                      f"{p['wer']:6.1%} {p['cpu_share']:5.2f} {p['decodes']:7d} {decode:8.2f} "
+                      f"{before:8.2f}/{after:<8.2f}")  # fmt: skip
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     print("\ntargets per file (issue 10):")
     for r in rows:

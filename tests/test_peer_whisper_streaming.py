@@ -88,7 +88,7 @@ def test_computation_unaware_run_emits_each_word_at_the_end_of_the_chunk_that_co
     # d is flushed at the end of the audio.
     assert [(at, w.text) for at, w in run.emitted] == [(2.0, " a"), (2.0, " b"), (3.0, " c"), (3.0, " d")]
     assert run.latencies() == pytest.approx([1.5, 1.1, 1.4, 0.6])
-    assert run.text() == "a b c d" and run.decodes == 3
+    assert run.text() == "a b c d" and len(run.decode_seconds) == 3
 
 
 def test_a_long_buffer_is_cut_at_a_committed_segment_end_and_its_text_becomes_the_prompt():
