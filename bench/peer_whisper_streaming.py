@@ -48,6 +48,7 @@ FasterWhisperASR alone (a bench extra, never a runtime dependency of npustream).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -294,8 +295,11 @@ def measure(path: Path, model_dir: Path, threads: int, min_chunk: float = MIN_CH
 
 
 def main() -> int:
+    from npustream import log
     from npustream.model.store import resolve_model_dir
     from npustream.stream.config import StreamConfig
+
+    log.configure("warning")  # on stderr: stdout carries the JSON line alone
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", type=Path)
@@ -303,6 +307,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=StreamConfig().decode_threads, help="the daemon's")
     parser.add_argument("--min-chunk", type=float, default=MIN_CHUNK)
     args = parser.parse_args()
+    if not args.file.is_file():
+        parser.error(f"{args.file}: no such file")
+    if importlib.util.find_spec("faster_whisper") is None:
+        parser.error("faster-whisper is not installed (the bench extra: pip install -e '.[bench]')")
     model_dir = resolve_model_dir(args.model_dir or StreamConfig().model_dir)
     json.dump(measure(args.file, model_dir, args.threads, args.min_chunk), sys.stdout)
     print()
