@@ -258,8 +258,9 @@ class FasterWhisperASR:
         )
 
     def transcribe(self, audio: np.ndarray, prompt: str) -> Hypothesis:
+        # An empty prompt is passed too, as upstream does: faster-whisper then prompts with a lone space.
         segments, _info = self.model.transcribe(
-            audio, language=None, initial_prompt=prompt or None, beam_size=BEAM_SIZE, word_timestamps=True,
+            audio, language=None, initial_prompt=prompt, beam_size=BEAM_SIZE, word_timestamps=True,
             condition_on_previous_text=True, vad_filter=False,
         )  # fmt: skip
         segments = list(segments)
