@@ -1,8 +1,8 @@
 """The streaming peer: whisper_streaming's published policy on faster-whisper, per-word timed.
 
-    PYTHONPATH=tests python bench/peer_whisper_streaming.py FILE [--threads N] [--min-chunk 1]
+    PYTHONPATH=.:tests python bench/peer_whisper_streaming.py FILE [--threads N] [--min-chunk 1]
 
-Prints one JSON object: final-word latencies of the computation-aware run (the real clock) and of
+Prints one JSON line: final-word latencies of the computation-aware run (the real clock) and of
 the computation-unaware lower bound, the committed text, CPU share and the machine's load.
 
 Algorithm: ufal/whisper_streaming, whisper_online.py (read at commit 4657465b2fe6, not copied):
@@ -23,12 +23,12 @@ Algorithm: ufal/whisper_streaming, whisper_online.py (read at commit 4657465b2fe
 Differences from upstream: the model is our CTranslate2 Whisper base directory, loaded with
 local_files_only on the CPU with int8 weights (upstream's CPU choice; its code defaults to CUDA
 float16) on as many decoder threads as our daemon uses (cores - 1); the audio is our own loader's
-16 kHz float32; the audio is read from memory, not played through a socket; a word's latency is
-the wall time it was committed minus the time its end (the model's word timestamp) was spoken,
-where upstream prints one line per commit. Upstream's 1 s warm-up decode is kept.
-For scale, upstream's paper (Machacek, Dabre, Bojar 2023, on its README) reports 3.3 s average
-latency on English ESIC with large-v2 on an NVIDIA A40 GPU and 1 s chunks; here it is base on
-one CPU core.
+16 kHz float32 (upstream uses librosa); a word's latency is the time it was committed minus the
+time its end (the model's word timestamp) was spoken, where upstream prints one line per commit.
+Upstream's 1 s warm-up decode is kept.
+For scale, upstream's README (quoting its paper, Machacek, Dabre, Bojar, IJCNLP-AACL 2023 demo)
+reports 3.3 s latency on an unsegmented long-form transcription test set, with its default model
+(large-v2) on the paper's hardware; here it is base on one CPU core.
 
 Why not whisperlivekit (0.2.26, the issue's first choice): its wheel's METADATA makes torch>=2.0.0
 and torchaudio>=2.0.0 hard requirements (with fastapi, uvicorn, librosa, tiktoken, ...). Here pip
