@@ -22,8 +22,12 @@ and where each final word's latency went, from the daemon's debug log (medians, 
   after         from that decode's end to publication (a sentence end held for what follows,
                 an utterance end reusing a decode)
   hyps          hypotheses that covered the word until it was final (count)
-A streaming peer runs on the same files in the same run when installed (the `bench` extra:
-whisperlivekit's LocalAgreement policy with the faster-whisper backend on the same model dir).
+and the streaming peer on the same files in the same run (--no-peer skips it; the `bench` extra):
+whisper_streaming's LocalAgreement-2 policy on faster-whisper with the same model directory and
+the daemon's decoder thread count, fed in real time (bench/peer_whisper_streaming.py says what
+it is and how it differs from upstream), with the same per-word latency, WER and CPU share, and
+its computation-unaware lower bound beside it. whisperlivekit, the issue's first choice, is not
+used: see that module's docstring.
 Targets (issue 10): median <= 1.2 s, p90 <= 2.0 s, max <= 3.5 s on every file; WER within 1
 point of offline; CPU <= 1.5 cores.
 """
@@ -31,6 +35,7 @@ point of offline; CPU <= 1.5 cores.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -176,18 +181,20 @@ def daemon_recognizer():
     )  # fmt: skip
 
 
-def peer_stream(path: Path, model_dir: Path) -> dict:
-    """The streaming peer is not measured yet; this says why (no figure stands in for it)."""
-    import importlib.util
-
-    why = (
-        "whisperlivekit 0.2.26 runs offline on this model dir (faster-whisper backend, LocalAgreement; "
-        "checked by hand, it needs torch + CUDA wheels, 6 GB, and ffmpeg for files), but its metrics "
-        "time ASR calls, not words, and the per-word runner is not written"
-    )
-    if importlib.util.find_spec("whisperlivekit") is None:
-        why = "whisperlivekit is not installed in this environment; " + why
-    return {"error": f"peer NOT measured: {why}"}
+def peer_stream(path: Path, model_dir: Path, threads: int) -> dict:
+    """The streaming peer on one file, in its own process (its CPU share is its own, and faster-whisper
+    stays out of this one): bench/peer_whisper_streaming.py, real time and its zero-cost bound."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
+    }
+    cmd = [sys.executable, str(Path(__file__).with_name("peer_whisper_streaming.py")), str(path)]
+    cmd += ["--model-dir", str(model_dir), "--threads", str(threads)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": f"peer failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -208,6 +215,7 @@ def main() -> int:
 
     from npustream import log
     from npustream.asr.recognizer import Recognizer, RecognizerConfig
+    from npustream.stream.config import StreamConfig
     from npustream.transcribe.transcriber import transcribe_file
     from tools.wer import wer
 
@@ -243,12 +251,18 @@ def main() -> int:
                 flush=True,
             )
         recognizer.close()
-    if not args.no_peer:
+    if not args.no_peer and importlib.util.find_spec("faster_whisper") is None:
+        print("  streaming peer NOT measured: faster-whisper is not installed (pip install -e '.[bench]')")
+    elif not args.no_peer:
+        threads = StreamConfig().decode_threads
         for row in rows:
-            peer = peer_stream(AUDIO / row["file"], model_dir)
-            row["peer"] = peer
-            if peer and "error" not in peer:
-                peer["wer"] = wer(transcripts[row["file"]]["text"], peer["text"])
+            peer = row["peer"] = peer_stream(AUDIO / row["file"], model_dir, threads)
+            if "error" in peer:
+                print(f"  {row['file']}: {peer['error']}", flush=True)
+                continue
+            peer["wer"] = wer(transcripts[row["file"]]["text"], peer["text"])
+            print(f"  {row['file']}: peer {figures(peer['latencies'])} s, bound {figures(peer['bound'])} s, "
+                  f"load {peer['load']}", flush=True)  # fmt: skip
     report(rows)
     if args.json:
         args.json.write_text(
@@ -280,14 +294,22 @@ def report(rows: list[dict]) -> None:
             )
     peers = [r for r in rows if r.get("peer")]
     if peers:
-        print("\nstreaming peer, same files, same run")
+        name = next((r["peer"]["name"] for r in peers if "name" in r["peer"]), "")
+        print(
+            f"\nstreaming peer, same files, same run: {name}; latency on the real clock, bound with the "
+            "clock stopped during decodes (its --comp_unaware); decode s: the median decode's wall time"
+        )
+        print(f"{'file':20s} {'latency':>20s} {'bound':>20s} {'WER':>6s} {'CPU':>5s} {'decodes':>7s} "
+              f"{'decode s':>8s} {'load before/after':>17s}")  # fmt: skip
         for r in peers:
             p = r["peer"]
             if "error" in p:
                 print(f"{r['file']:20s} {p['error']}")
             else:
-                print(f"{r['file']:20s} {p['name']}: {figures(p['latencies'])} s, WER {p['wer']:.1%}, "
-                      f"CPU {p.get('cpu_share', 0):.2f}")  # fmt: skip
+                decode, (before, after) = p["decode_seconds_median"], p["load"]
+                print(f"{r['file']:20s} {figures(p['latencies']):>20s} {figures(p['bound']):>20s} "
+                      f"{p['wer']:6.1%} {p['cpu_share']:5.2f} {p['decodes']:7d} {decode:8.2f} "
+                      f"{before:8.2f}/{after:<8.2f}")  # fmt: skip
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     print("\ntargets per file (issue 10):")
     for r in rows:
