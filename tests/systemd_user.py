@@ -1,9 +1,10 @@
 """A real systemd user manager for tests: `/lib/systemd/systemd --user` in its own mount
 namespace (`unshare -m`), where a tmpfs on /run/systemd with /run/systemd/system in it makes
 it, and the commands run beside it (`run()`, through `nsenter`), see a booted systemd (outside
-the namespace systemctl says "offline"). It has its own XDG_RUNTIME_DIR and XDG_CONFIG_HOME
-under the test's tmp_path, and its own session (a signal meant for the test's process group
-never reaches it); everything it starts is stopped with `systemctl --user exit`, and the
+the namespace systemctl says "offline"). It has its own XDG_RUNTIME_DIR (a short directory in
+/tmp) and XDG_CONFIG_HOME (under the test's tmp_path), and its own session (a signal meant for
+the test's process group never reaches it); everything it starts is stopped with `systemctl
+--user exit`, and the
 manager itself by its PID. Where `unshare -m` is refused (it needs root) the test is skipped,
 saying so."""
 
@@ -13,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,8 +41,9 @@ class UserManager:
         refused = unshare_refused()
         if refused:
             pytest.skip(refused)
-        self.runtime = tmp_path / "xdg-runtime"
-        self.runtime.mkdir(mode=0o700)
+        # Short: the daemon's sockets live under it, and a socket path has 108 bytes at most
+        # (pytest's tmp_path is longer under pytest-xdist). mkdtemp makes it 0700.
+        self.runtime = Path(tempfile.mkdtemp(prefix="xdg-", dir="/tmp"))
         self.config_home = tmp_path / "xdg-config"
         self.env = {
             **os.environ,
@@ -119,3 +122,4 @@ class UserManager:
                 self.proc.send_signal(signal.SIGKILL)
                 self.proc.wait()
         self.log.close()
+        shutil.rmtree(self.runtime, ignore_errors=True)
