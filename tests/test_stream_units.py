@@ -125,6 +125,19 @@ def test_an_echo_of_a_final_sentence_is_not_final_again():
     assert texts(policy.agree(words("she called his name many times. come quickly", 14.0)).final) == "come"
 
 
+def test_a_final_word_heard_again_as_another_word_is_not_final_twice():
+    # `make run` once read "asked ask not": "asked" became final, then the decode that heard
+    # "what your country" read the same audio as "ask", aligned a little later.
+    policy = CommitPolicy()
+    policy.commit_all([Word(2.9, 3.3, " Americans", 0.9), Word(3.3, 3.62, " asked", 0.4)])
+    again = [Word(2.9, 3.3, " Americans", 0.9), Word(3.36, 4.1, " ask", 0.5), Word(4.1, 4.38, " not", 0.8)]
+    assert texts(policy.commit_all(again).final) == "not"
+    # A new word right after the final one keeps its place, however its start is aligned.
+    policy = CommitPolicy()
+    policy.commit_all([Word(1.9, 2.24, " Americans", 0.9)])
+    assert texts(policy.commit_all([Word(2.2, 3.8, " ask", 0.5)]).final) == "ask"
+
+
 def test_commit_at_a_pause_keeps_words_on_their_side():
     policy = CommitPolicy()
     # A pause from 1.5 to 2.2 s: "two." runs into it, "three" reaches back into it.

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from npustream.types import Word
 
 TIME_SLACK = 0.1  # s: word timestamps of two decodes of the same audio differ by about this
+SAME_AUDIO = 0.5  # share of a final word's span a new word must cover to be that word again
 PROMPT_CHARS = 200  # final text fed back as the decoder prompt (whisper_streaming's choice)
 # How far back to look for a repeat of final words at a hypothesis' start. Whisper sometimes
 # echoes the end of its prompt (final text) as if it were new audio, a whole sentence of it,
@@ -81,6 +82,13 @@ class CommitPolicy:
         for k in range(min(len(recent), len(words)), 0, -1):
             if recent[-k:] == [norm(w.word) for w in words[:k]]:
                 return words[k:]
+        # The newest final word heard again as another word ("asked" final, then "ask not" once
+        # "what" is heard), aligned over most of the same audio: it is the same word.
+        if words and self.finals:
+            last = self.finals[-1]
+            shared = min(words[0].end, last.end) - max(words[0].start, last.start)
+            if shared >= max(TIME_SLACK, SAME_AUDIO * (last.end - last.start)):
+                return words[1:]
         return words
 
     def agreed(self, hypothesis: list[Word]) -> list[Word]:
