@@ -209,9 +209,9 @@ class Captioner:
 
     def _close_pauses(self, words: list[Word], since: float, found, ended: bool):
         """Close each pause's utterance, in order, while the hypothesis accounts for the speech
-        before it and has heard a whole word after it; a pause it does not account for, or has
-        not heard past, holds everything after it for the next decode. Returns (events, pauses
-        closed, where the pending speech now starts, held)."""
+        before it and the window holds RIGHT_CONTEXT of the speech after it; a pause it does not
+        account for, or has not heard past, holds everything after it for the next decode.
+        Returns (events, pauses closed, where the pending speech now starts, held)."""
         events: list[CaptionEvent] = []
         pauses = []
         for i, pause in enumerate(found):
