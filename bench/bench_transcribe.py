@@ -1,6 +1,7 @@
 """File transcription speed of the `cpu` engine against faster-whisper, measured in the same run.
 
-Same model directory (the packaged Whisper base), same compute type, same threads, same beam.
+Same model directory (the packaged Whisper base), same compute type, same threads, same beam,
+the language detected (per window / per segment).
 Prints, per shared audio file, the real-time factor (wall time / audio duration) of both and
 their ratio, and the encoder milliseconds per 30 s window of both.
 
@@ -18,7 +19,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 AUDIO = REPO.parent / "shared" / "audio"
-FILES = ("jfk.flac", "libri_1.flac", "osr_0034_8k.wav")
+# Every shared file, the long and the mixed-language ones included.
+FILES = tuple(sorted(json.loads((AUDIO / "transcripts.json").read_text())))
 
 
 def best_of(repeats: int, fn) -> tuple[float, object]:
@@ -52,7 +54,9 @@ def main() -> int:
     from tools.wer import wer
 
     log.configure("warning")
-    ours = Recognizer(RecognizerConfig(compute_type=args.compute_type, threads=args.threads, language="en"))
+    # The language detected, as `npustream transcribe` does by default; faster-whisper's
+    # `multilingual` detects it per segment too (the mixed file switches language).
+    ours = Recognizer(RecognizerConfig(compute_type=args.compute_type, threads=args.threads))
     peer = WhisperModel(
         str(ours.model_dir), device="cpu", compute_type=args.compute_type, cpu_threads=args.threads
     )
@@ -65,7 +69,7 @@ def main() -> int:
         t_ours, result = best_of(args.repeats, lambda path=path: transcribe_file(ours, path))
 
         def peer_run(path=path):
-            segments, _ = peer.transcribe(str(path), beam_size=5, language="en")
+            segments, _ = peer.transcribe(str(path), beam_size=5, multilingual=True)
             return "".join(s.text for s in segments)
 
         t_peer, peer_text = best_of(args.repeats, peer_run)
