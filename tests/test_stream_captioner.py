@@ -20,7 +20,8 @@ from npustream.stream.commit import norm
 from npustream.stream.config import StreamConfig
 from npustream.stream.latency import FinalLatency
 from npustream.types import Segment, Word
-from tools.stream_replay import BLOCK_SECONDS, replay
+from tools.record_hypotheses import DECODE_SECONDS
+from tools.stream_replay import BLOCK_SECONDS, FixedCost, replay
 
 RECORDED = Path(__file__).parent / "data" / "jfk_stream_hypotheses.json"
 
@@ -101,6 +102,18 @@ def test_no_word_published_twice_none_lost(jfk_run, transcripts):
     words = [w for e in finals(jfk_run) for w in e.words]
     assert len(words) == len(transcripts["jfk.flac"]["text"].split())  # 22
     assert all(a.end <= b.start + 1e-6 for a, b in zip(words, words[1:]))
+
+
+def test_none_published_twice_none_lost_when_each_decode_takes_its_time(jfk):
+    """The windows a real-time daemon on one core asks for (each decode 0.45 s, recorded):
+    every word of the sample final once, in order, never before its audio ended."""
+    clock = FixedCost(ReplayRecognizer(), DECODE_SECONDS)
+    events = replay(jfk, Captioner(clock, StreamConfig(source="sample")), clock=clock)
+    timed = [(t, w) for t, e in events if e.kind == "final" for w in e.words]
+    words = [w for _, w in timed]
+    assert len(words) == 22 and all(a.end <= b.start + 1e-6 for a, b in zip(words, words[1:]))
+    assert all(t >= w.end for t, w in timed)
+    assert [norm(w.word) for w in words[-8:]] == "ask what you can do for your country".split()
 
 
 def test_finals_come_soon_after_the_words_end_when_decodes_cost_nothing(jfk_run):
