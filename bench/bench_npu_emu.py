@@ -2,11 +2,14 @@
 own float32 CPU encoder measured in the same run, and encoder accuracy against that encoder.
 
 Per window: seconds of both and their ratio; cosine similarity per encoder frame, on speech
-frames (silero VAD) and on the rest; and per file whether the transcript through npu-emu equals
+frames (silero VAD) and on the rest; the accuracy contract (cosine >= 0.999) on the speech frames
+the recording determines (tools/accuracy.py: ctranslate2 float32 stays within 1e-4 of itself under
+sub-step input noise), with the frames it does not determine listed (npu-emu's cosine beside
+ctranslate2's own under that noise); and per file whether the transcript through npu-emu equals
 the one through the cpu engine, both with float32, after normalisation.
 
-    PYTHONPATH=tests python bench/bench_npu_emu.py [--threads 2] [--repeats 2] [--no-transcripts]
-                                                   [FILE ...]
+    PYTHONPATH=tests python bench/bench_npu_emu.py [--threads 2] [--repeats 2] [--trials 6]
+                                                   [--no-transcripts] [FILE ...]
 
 FILE: names in the shared audio folder (default: every .flac and .wav there).
 """
@@ -48,6 +51,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("files", nargs="*", help="shared audio file names (default: all)")
     parser.add_argument("--no-transcripts", action="store_true")
+    parser.add_argument("--trials", type=int, default=6, help="noise draws per window for the floor")
     args = parser.parse_args()
 
     import ctranslate2
@@ -67,14 +71,18 @@ def main() -> int:
     emu = NpuEmuEngine(model_dir)
     print(f"model {model_dir}  tiles {emu.weights.tiles}")
 
-    speech, silence, emu_times, ct2_times, emu_cpu, ct2_cpu = [], [], [], [], [], []
+    determined, speech, silence, emu_times, ct2_times, emu_cpu, ct2_cpu = [], [], [], [], [], [], []
+
+    def ct2_features(audio: np.ndarray):
+        return ctranslate2.StorageView.from_array(window_features(audio)[None])
+
     files = args.files or sorted(p.name for p in AUDIO.iterdir() if p.suffix in (".flac", ".wav"))
     for name in files:
         audio = load_audio(AUDIO / name)
         for start in range(0, len(audio), N_SAMPLES):
             chunk = audio[start : start + N_SAMPLES]
             mel = window_features(chunk)[None]
-            features = ctranslate2.StorageView.from_array(mel)
+            features = ct2_features(chunk)
             (t_ct2, c_ct2), want = best_of(
                 args.repeats, lambda f=features: np.asarray(ct2.encode(f, to_cpu=True))[0]
             )
@@ -85,13 +93,25 @@ def main() -> int:
             ct2_cpu.append(c_ct2)
             cos = accuracy.frame_cosines(got, want)
             is_speech = accuracy.speech_frames(chunk)
+            floor = accuracy.input_noise_floor(
+                lambda a: np.asarray(ct2.encode(ct2_features(a), to_cpu=True))[0], chunk, args.trials, start
+            )
+            fixed = is_speech & (floor >= accuracy.DETERMINED)
             speech.append(cos[is_speech])
+            determined.append(cos[fixed])
             silence.append(cos[~is_speech])
             print(
                 f"{name}@{start // 16000:>3d}s  npu-emu {t_emu:6.2f} s  ctranslate2 f32 {t_ct2:6.2f} s  "
                 f"ratio {t_emu / t_ct2:5.2f}x   (cpu-seconds {c_emu:5.2f} vs {c_ct2:5.2f})"
             )
             print(f"    speech   {fmt(accuracy.distribution(cos[is_speech]))}")
+            print(f"    determined speech {fmt(accuracy.distribution(cos[fixed]))}")
+            loose = np.flatnonzero(is_speech & ~fixed)
+            if loose.size:
+                print(
+                    "    speech frames the recording does not determine (frame: npu-emu, ctranslate2 "
+                    "under noise): " + ", ".join(f"{i}: {cos[i]:.4f}, {floor[i]:.4f}" for i in loose)
+                )
             print(f"    other    {fmt(accuracy.distribution(cos[~is_speech]))}")
 
     print(
@@ -102,6 +122,11 @@ def main() -> int:
         f"ratio {np.median(emu_cpu) / np.median(ct2_cpu):.2f}x"
     )
     print(f"all speech frames   {fmt(accuracy.distribution(np.concatenate(speech)))}")
+    kept = np.concatenate(determined)
+    print(
+        f"determined speech   {fmt(accuracy.distribution(kept))}: contract (min >= 0.999) "
+        f"{'met' if kept.min() >= 0.999 else 'NOT met'}"
+    )
     print(f"all other frames    {fmt(accuracy.distribution(np.concatenate(silence)))}")
 
     if not args.no_transcripts:

@@ -180,10 +180,28 @@ def test_layout_cache_converts_once_and_reloads(base_model_dir, tmp_path):
     assert len(list(tmp_path.iterdir())) == 2
 
 
+def test_input_noise_floor_tells_a_determined_frame_from_one_the_noise_turns():
+    """tools/accuracy.input_noise_floor: a frame whose output direction does not hang on the
+    input's last bit keeps cosine ~1; one that amplifies sub-step noise is found out."""
+    from tools import accuracy
+
+    audio = np.zeros(320 * 4, np.float32)
+    audio[:640] = 0.5  # frames 0, 1: loud; frames 2, 3: digital silence
+
+    def encode(a: np.ndarray) -> np.ndarray:  # per frame: [1, gain * mean]
+        means = a.reshape(4, 320).mean(axis=1).astype(np.float64)
+        return np.stack([np.ones(4), means * 1e7], axis=1)
+
+    floor = accuracy.input_noise_floor(encode, audio, trials=4)
+    assert floor[:2].min() > 0.99999 and floor[2:].max() < 0.99
+    np.testing.assert_array_equal(floor, accuracy.input_noise_floor(encode, audio, trials=4))  # seeded
+
+
 @pytest.mark.slow
 def test_base_on_shared_audio_matches_ctranslate2(base_model_dir, audio_dir):
     """npu-emu against ctranslate2's float32 encoder: every speech frame's cosine >= 0.999,
-    and the transcripts through npu-emu equal the cpu engine's, both float32."""
+    and the transcripts through npu-emu equal the cpu engine's, both float32 (lj_stream_a: the
+    next test)."""
     import ctranslate2
 
     from npustream.asr.audio import N_SAMPLES, load_audio
@@ -195,7 +213,7 @@ def test_base_on_shared_audio_matches_ctranslate2(base_model_dir, audio_dir):
 
     ct2 = ctranslate2.models.Whisper(str(base_model_dir), device="cpu", compute_type="float32")
     engine = NpuEmuEngine(base_model_dir)
-    names = ("jfk.flac", "libri_1.flac", "osr_0034_8k.wav")
+    names = ("fr_en_switch.flac", "jfk.flac", "libri_1.flac", "osr_0034_8k.wav")
     speech = []
     for name in names:
         audio = load_audio(audio_dir / name)
@@ -221,34 +239,38 @@ def test_base_on_shared_audio_matches_ctranslate2(base_model_dir, audio_dir):
 
 
 @pytest.mark.slow
-def test_lj_stream_a_fails_the_contract_in_bf16_whatever_the_kernels(base_model_dir, audio_dir):
-    """Why lj_stream_a is not among the contract's files (docs/npu-numerics.md): in its first window
-    the float32 reference encoder (equal to ctranslate2 here) with only its weights and log-mel
-    rounded to bf16, every operation float32, already leaves speech frames below 0.999 (measured
-    0.778, frame 483); with both split into two bf16 pieces (hi + lo) they meet it (0.9999999)."""
+def test_lj_stream_a_meets_the_contract_where_its_recording_determines_the_reference(
+    base_model_dir, audio_dir
+):
+    """On lj_stream_a a few speech frames move under ctranslate2 float32 itself when the input
+    moves by less than its own 16-bit quantization (tools/accuracy.py: measured down to 0.967):
+    no other arithmetic can be held to the reference there. Every other speech frame meets
+    the contract (cosine >= 0.999; measured min 0.99937), and those frames are few (measured
+    13 of 5011)."""
     import ctranslate2
 
     from npustream.asr.audio import N_SAMPLES, load_audio
     from npustream.asr.features import window_features
-    from npustream.bf16 import bf16_round
-    from npustream.model import ct2_reader, reference
+    from npustream.engines.npu_emu import NpuEmuEngine
     from tools import accuracy
 
-    audio = load_audio(audio_dir / "lj_stream_a.flac")[:N_SAMPLES]
-    mel = window_features(audio)
     ct2 = ctranslate2.models.Whisper(str(base_model_dir), device="cpu", compute_type="float32")
-    want = np.asarray(ct2.encode(ctranslate2.StorageView.from_array(mel[None]), to_cpu=True))[0]
-    speech = accuracy.speech_frames(audio)
-    model = ct2_reader.load(base_model_dir)
-    weights = ct2_reader.encoder_weights(model)
+    engine = NpuEmuEngine(base_model_dir)
 
-    def hi_lo(v):
-        return bf16_round(v) + bf16_round(v - bf16_round(v))
+    def ct2_encode(chunk: np.ndarray) -> np.ndarray:
+        mel = ctranslate2.StorageView.from_array(window_features(chunk)[None])
+        return np.asarray(ct2.encode(mel, to_cpu=True))[0]
 
-    def min_speech_cosine(rounding) -> float:
-        w = {k: rounding(v) if k.endswith("weight") or "position" in k else v for k, v in weights.items()}
-        got = reference.reference_encode(w, rounding(mel)[None], model.dims.n_audio_head)[0]
-        return float(accuracy.frame_cosines(got, want)[speech].min())
-
-    assert min_speech_cosine(bf16_round) < 0.9  # measured 0.778
-    assert min_speech_cosine(hi_lo) > 0.99999  # measured 0.9999999
+    audio = load_audio(audio_dir / "lj_stream_a.flac")
+    design, floor, speech = [], [], []
+    for start in range(0, len(audio), N_SAMPLES):
+        chunk = audio[start : start + N_SAMPLES]
+        want = ct2_encode(chunk)
+        design.append(accuracy.frame_cosines(engine.encode(window_features(chunk)[None])[0], want))
+        floor.append(accuracy.input_noise_floor(ct2_encode, chunk, seed=start))
+        speech.append(accuracy.speech_frames(chunk))
+    design, floor, speech = np.concatenate(design), np.concatenate(floor), np.concatenate(speech)
+    determined = speech & (floor >= accuracy.DETERMINED)
+    assert floor[speech].min() < 0.999  # the reference fails the contract against itself
+    assert speech.sum() - determined.sum() <= 0.01 * speech.sum()
+    assert design[determined].min() >= 0.999, design[determined].min()
