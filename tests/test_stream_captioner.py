@@ -15,7 +15,7 @@ import pytest
 
 from npustream.asr.audio import load_audio
 from npustream.asr.decoder import WindowDecode
-from npustream.stream.captioner import RIGHT_CONTEXT, Captioner
+from npustream.stream.captioner import DOUBT_CONTEXT, RIGHT_CONTEXT, Captioner
 from npustream.stream.commit import norm
 from npustream.stream.config import StreamConfig
 from npustream.stream.latency import FinalLatency
@@ -136,6 +136,85 @@ def test_words_before_a_pause_wait_for_a_word_of_what_follows(jfk):
         waited = [t for t, e in events if e.kind == "final" for w in e.words if w.end <= pause.start + 0.4]
         late = [t for t in waited if t > pause.start]  # pending when the pause began
         assert late and min(late) >= pause.end + RIGHT_CONTEXT, (pause, late)
+
+
+def test_no_decode_while_a_pause_waits_for_the_speech_after_it(jfk):
+    """Until RIGHT_CONTEXT of speech follows a pause, a decode could not close it: none is
+    asked for (before: one 0.1 s into the speech, holding the engine when the pause could
+    close). The update comes the moment the pause can close, off the hop grid."""
+    recognizer = ReplayRecognizer()
+    captioner = Captioner(recognizer, StreamConfig(source="sample"))
+    replay(jfk, captioner)
+    vad = captioner.vad
+    ends = [float(key.split("-")[1]) for key in recognizer.asked]
+    pauses = vad.pauses(0.0, len(jfk) / 16000, captioner.cfg.endpoint_ms / 1000)
+    assert len(pauses) >= 2
+    for pause in pauses:
+        early = [e for e in ends if pause.end < e and vad.speech_in(pause.end, e) < RIGHT_CONTEXT - 0.01]
+        assert not early, (pause, early)
+        can_close = next(
+            t / 100
+            for t in range(int(pause.end * 100), 1200)
+            if vad.speech_in(pause.end, t / 100) >= RIGHT_CONTEXT
+        )
+        assert any(can_close <= e <= can_close + 2 * BLOCK_SECONDS for e in ends), (pause, can_close, ends)
+
+
+class Doubtful:
+    """osr_0034_8k.wav's first sentence (Whisper base's word times), every reading the same, one
+    word ("gold") with the probability given."""
+
+    WORDS = [("A", 1.28, 1.32), ("gold", 1.32, 1.54), ("ring", 1.54, 1.86), ("will", 1.86, 2.08),
+             ("please", 2.08, 2.44), ("most", 2.44, 2.84), ("any", 2.84, 3.28),
+             ("girl.", 3.28, 3.64)]  # fmt: skip
+
+    def __init__(self, gold: float):
+        self.gold = gold
+
+    def decode_window(self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None):
+        end = offset + len(audio) / 16000
+        words = tuple(
+            Word(a, b, " " + w, self.gold if w == "gold" else 0.95)
+            for w, a, b in self.WORDS
+            if offset <= a and b <= end
+        )
+        segments = (
+            (
+                Segment(
+                    words[0].start,
+                    words[-1].end,
+                    "".join(w.word for w in words),
+                    (),
+                    0.01,
+                    -0.2,
+                    1.0,
+                    0.0,
+                    words,
+                ),
+            )
+            if words
+            else ()
+        )
+        frames = len(audio) // 160
+        return WindowDecode("en", 1.0, segments, 0.01, -0.2, 0.0, False, frames, (), frames / 100)
+
+
+def test_a_word_the_decoder_doubts_waits_for_more_speech_after_it(audio_dir):
+    """Two readings agree on "gold" either way; at probability 0.3 it (and the words after it)
+    becomes final only once DOUBT_CONTEXT of speech follows it; at 0.95, by agreement as soon as
+    it is clear of the window's edge."""
+    audio = load_audio(audio_dir / "osr_0034_8k.wav")[: 5 * 16000]
+
+    def gold(probability: float) -> tuple[float, Captioner]:
+        captioner = Captioner(Doubtful(probability), StreamConfig(source="sample"))
+        events = replay(audio, captioner)
+        return next(
+            t for t, e in events if e.kind == "final" for w in e.words if w.word == " gold"
+        ), captioner
+
+    sure, _ = gold(0.95)
+    doubted, captioner = gold(0.3)
+    assert captioner.vad.speech_in(1.54, sure) < DOUBT_CONTEXT <= captioner.vad.speech_in(1.54, doubted)
 
 
 def test_an_update_is_due_once_a_hop_of_audio_arrived(jfk):

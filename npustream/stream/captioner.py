@@ -2,15 +2,18 @@
 commit policy, with no threads, sockets or clocks of its own (the daemon supplies those).
 
 Each update decodes the window (from the last trim point to now, at most 30 s) when there is
-speech in it that is not final yet, and then:
+speech in it that is not final yet (but not while a pause in it waits for the speech after
+it: a decode could not close it yet), and then:
   - each pause of endpoint_ms inside the pending audio (several when the engine was busy
-    through them) ends an utterance: its words are final, the next words get a new segment id;
+    through them), once the window holds RIGHT_CONTEXT of speech after it, ends an utterance:
+    its words are final, the next words get a new segment id;
   - the utterance ended (the audio ends in such a pause): every pending word is final and
     the window is cut in the pause;
   - the window is about to overflow: the words before the last segment boundary (or all but
     the last few seconds) are final and the window is cut there;
-  - otherwise LocalAgreement-2 decides, and a window longer than trim_seconds is cut at the
-    end of its newest final segment (a shorter window decodes faster and drifts less).
+  - otherwise LocalAgreement-2 decides (a word the decoder doubts waits for more speech after
+    it), and a window longer than trim_seconds is cut at the end of its newest final segment
+    (a shorter window decodes faster and drifts less).
 Words only become final when the hypothesis accounts for the speech the VAD heard before them
 (guards.py). The window is cut in pauses (silence to the VAD), at final segment boundaries
 (never into a word that is not final yet), or, on overflow, where it must.
@@ -48,6 +51,11 @@ NEW_SPEECH = 0.1  # s of speech a decode must hear beyond the previous one for a
 LANGUAGE_KEEP = 0.9  # a detection this sure holds for the utterance's next decodes ...
 LANGUAGE_RECHECK = 1.0  # ... until this many s of new audio arrived
 RIGHT_CONTEXT = 0.3  # s of speech after a pause (about a word) a decode must hear to close the pause
+# A word the decoder gives a low probability waits for this much speech after it before agreement
+# can make it final: Whisper base reads "ask not" as "asked not" (p 0.24-0.56) until it hears
+# "what your country", and two readings without it agree on "asked".
+DOUBTFUL = 0.6  # word probability
+DOUBT_CONTEXT = 0.6  # s of speech after the word (about two words)
 SENTENCE_END = (".", "?", "!", "。", "？", "！")
 
 
@@ -78,6 +86,8 @@ class Captioner:
         self._decoded_until = 0.0  # stream time the last decode's window reached
         self._last_update_end = 0.0
         self._language: tuple[str, int, float] | None = None  # sure detection: (language, segment, at)
+        self._awaiting: float | None = None  # end of a pause that waits for RIGHT_CONTEXT after it
+        self._detected: tuple[str, float] | None = None  # the newest detection, not yet on the captions
         self._hop = cfg.hop
         self._endpoint = cfg.endpoint_ms / 1000
         self._utterance_end = max(cfg.utterance_end_ms / 1000, self._endpoint)
@@ -98,6 +108,7 @@ class Captioner:
         self.window.jump(seconds)
         self.vad.reset(self.window.end)
         self._handled_until = self._last_update_end = self.window.end
+        self._awaiting = None
         return events
 
     # -- scheduling -------------------------------------------------------------------------
@@ -118,10 +129,15 @@ class Captioner:
         return self.window.room() < OVERFLOW_MARGIN * SAMPLE_RATE
 
     def due(self) -> bool:
-        """A hop of new audio since the last update, or the window is about to overflow. The
-        daemon asks between reads, so an update starts as soon as the engine is free and a hop
-        (default 0.2 s) has arrived: no fixed grid for audio to wait on."""
-        return self.window.end - self._last_update_end >= self._hop - 1e-9 or self._overflowing()
+        """A hop of new audio since the last update, the speech after a waiting pause reached
+        RIGHT_CONTEXT, or the window is about to overflow. The daemon asks between reads, so an
+        update starts as soon as the engine is free and a hop (default 0.2 s) has arrived, or
+        the moment a pause can close: no fixed grid for audio to wait on."""
+        return (
+            self.window.end - self._last_update_end >= self._hop - 1e-9
+            or (self._awaiting is not None and self._heard_past(self._awaiting))
+            or self._overflowing()
+        )
 
     def _heard_out(self) -> bool:
         """The last decode's window reached past the last speech: another decode would hear
@@ -147,11 +163,20 @@ class Captioner:
         # trailing-silence check when the engine was busy through them).
         since = self._pending_start()
         found = self.vad.pauses(since, w.end, self._endpoint)
+        # Until RIGHT_CONTEXT of speech follows the first pause, a decode cannot close it (it would
+        # only redraw the partial) and would hold the engine when that speech arrives: the words
+        # before the pause would wait a whole decode longer. No decode; due() calls the moment
+        # the pause can close.
+        first = found[0].end if found and not (ended or overflow) else None
+        self._awaiting = first if first is not None and not self._heard_past(first) else None
+        if self._awaiting is not None:
+            return []
         segments = self._hypothesis(ended, overflow, commits_alone=ended or overflow or bool(found))
         if segments is None:
             return []
         words = [wd for seg in segments for wd in seg.words]
         events, pauses, since, held = self._close_pauses(words, since, found, ended)
+        self._label_language()  # the utterances closed above keep the language they were read in
         held = self._hold(words, since, ended, overflow, held)
         ended = ended and not held
         commit = self._commit(words, segments, ended, overflow, held)
@@ -216,7 +241,7 @@ class Captioner:
         pauses = []
         for i, pause in enumerate(found):
             next_start = found[i + 1].start if i + 1 < len(found) else self.window.end
-            if not ended and not self._heard_past(pause):
+            if not ended and not self._heard_past(pause.end):
                 return events, pauses, since, True
             if not self.guard.trust_pause(words, since, pause, next_start):
                 return events, pauses, since, True
@@ -234,13 +259,13 @@ class Captioner:
             pauses.append(pause)
         return events, pauses, since, False
 
-    def _heard_past(self, pause) -> bool:
+    def _heard_past(self, pause_end: float) -> bool:
         """The window holds RIGHT_CONTEXT of speech after the pause. Until then the words before
         the pause are read without what follows, and Whisper reads a phrase cut off by a pause
         differently ("asked not" until it hears "what your country": then "ask not"): they
         wait for it, or for the utterance's end. (Whether the hypothesis has words for that
         speech is the guard's question: HypothesisGuard.trust_pause.)"""
-        return self.vad.speech_in(pause.end, self.window.end) >= RIGHT_CONTEXT
+        return self.vad.speech_in(pause_end, self.window.end) >= RIGHT_CONTEXT
 
     def _hold(self, words: list[Word], since: float, ended: bool, overflow: bool, held: bool) -> bool:
         """Whether to hold back this update's commits: the hypothesis leaves out speech the VAD
@@ -275,7 +300,14 @@ class Captioner:
         n = len(agreed)
         while n and pending[n - 1].end > self.window.end - EDGE_MARGIN:
             n -= 1
+        n = next((k for k in range(n) if self._doubted(pending[k])), n)
         return self.policy.commit_first(words, self._waits_for_next(pending, n))
+
+    def _doubted(self, word: Word) -> bool:
+        """Two agreeing readings are weak evidence for a word the decoder doubts both times: it
+        (and the words after it) waits for DOUBT_CONTEXT of speech after it, for the pause after
+        it to close (read with what follows) or for the utterance's end."""
+        return word.probability < DOUBTFUL and self.vad.speech_in(word.end, self.window.end) < DOUBT_CONTEXT
 
     def _waits_for_next(self, pending: list[Word], n: int) -> int:
         """How many of the first n pending words may be final now. Whisper ends a window that
@@ -332,6 +364,7 @@ class Captioner:
                 retry = [wd for seg in self._decode() for wd in seg.words]  # without the prompt
                 if len(self.policy.pending(retry)) > len(self.policy.pending(words)):
                     words = retry
+            self._label_language()
             commit = self.policy.commit_all(words)
             logger.debug(
                 "finish",
@@ -386,13 +419,20 @@ class Captioner:
         if result.skipped_as_silence:
             return ()
         if language is None:
-            self.segments.language = result.language
-            self.segments.language_probability = result.language_probability
+            self._detected = (result.language, result.language_probability)
+            if self.segments.language is None:
+                self._label_language()
             sure = result.language_probability >= LANGUAGE_KEEP
             self._language = (result.language, self.segments.segment_id, w.end) if sure else None
         return tuple(
             _Seg(self.guard.heard(seg.words, w.start, w.end)) for seg in result.segments if seg.words
         )
+
+    def _label_language(self) -> None:
+        """Captions from here on carry the newest detection."""
+        if self._detected is not None:
+            self.segments.language, self.segments.language_probability = self._detected
+            self._detected = None
 
     def _overflow_cut(self, segments) -> float:
         """Where an overflowing window is made final and cut: its last segment boundary, or
