@@ -304,9 +304,10 @@ class Captioner:
         return self.policy.commit_first(words, self._waits_for_next(pending, n))
 
     def _doubted(self, word: Word) -> bool:
-        """Two agreeing readings are weak evidence for a word the decoder doubts both times: it
-        (and the words after it) waits for DOUBT_CONTEXT of speech after it, for the pause after
-        it to close (read with what follows) or for the utterance's end."""
+        """Two agreeing readings are weak evidence for a word the decoder doubts (the newest
+        reading's probability below DOUBTFUL): it and the words after it wait for DOUBT_CONTEXT of
+        speech after it, for the pause after it to close (read with what follows) or for the
+        utterance's end."""
         return word.probability < DOUBTFUL and self.vad.speech_in(word.end, self.window.end) < DOUBT_CONTEXT
 
     def _waits_for_next(self, pending: list[Word], n: int) -> int:

@@ -24,7 +24,9 @@ from npustream.asr.audio import SAMPLE_RATE
 
 FRAME_SECONDS = 0.02  # one encoder position: 2 mel frames of 10 ms
 PCM16_STEP = 1 / 32768  # one step of 16-bit PCM on the [-1, 1) sample scale
-DETERMINED = 0.9999  # a frame is determined by its recording when sub-step noise leaves it this close
+# A frame is determined by its recording when sub-step noise leaves the reference this close to
+# itself: a spread of 1e-4, a tenth of the contract's tolerance (docs/npu-numerics.md).
+DETERMINED = 0.9999
 
 
 def speech_frames(audio: np.ndarray, n_frames: int = 1500) -> np.ndarray:
