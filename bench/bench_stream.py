@@ -8,6 +8,8 @@ Each file is played to `npustream run --source file:PATH` (no other flags unless
 `--`) while a subscriber records every caption. Per file it prints (all measured):
   latency     final-word latency: publication time minus the time the word's audio ended
               (stream_start + word end / speed); median / p90 / max
+  marks       sentence marks published after their word (held until the speech after it told
+              the mark): how many, and their delay after the word's audio ended (median / max)
   bound       the same with decodes that cost nothing (tests/tools/stream_replay.py: the
               captioner and the real model on a virtual clock): the peer-style lower bound
   WER         of the concatenated finals, and of offline `transcribe_file` (defaults)
@@ -76,6 +78,7 @@ def stream_file(path: Path, speed: float, daemon_flags: list[str]) -> dict:
     """Play one file to the daemon in real time; its captions, debug log and CPU use."""
     from npustream.client import Caption, Subscriber
     from npustream.protocol import control
+    from npustream.types import is_spoken
 
     runtime = Path(tempfile.mkdtemp(prefix="npustream-bench-"))
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "NPUSTREAM_LOG": "debug", "HF_HUB_OFFLINE": "1"}
@@ -114,11 +117,15 @@ def stream_file(path: Path, speed: float, daemon_flags: list[str]) -> dict:
         daemon.wait(60)
         watcher.join(5)
     finals = [c for c in captions if c.final and not c.from_snapshot]
-    words = [(c.time, c.stream_start, w.end) for c in finals for w in c.words]
+    words = [(c.time, c.stream_start, w.end) for c in finals for w in c.words if is_spoken(w.word)]
+    marks = [
+        c.time - (c.stream_start + w.end / speed) for c in finals for w in c.words if not is_spoken(w.word)
+    ]
     decodes = [json.loads(line) for line in log_path.read_text().splitlines() if '"event": "decode"' in line]
     return {
         "text": " ".join(c.text for c in finals if c.text),
         "latencies": [t - (s + end / speed) for t, s, end in words],
+        "marks": marks,
         "breakdown": breakdown(words, decodes, speed),
         "decodes": len(decodes),
         "cpu_share": (cpu_seen[-1] - start_cpu) / wall if start_cpu is not None else None,
@@ -158,12 +165,13 @@ def virtual_clock(path: Path, recognizer, cpu_clock: bool) -> list[float]:
     from npustream.asr.audio import load_audio
     from npustream.stream.captioner import Captioner
     from npustream.stream.config import StreamConfig
+    from npustream.types import is_spoken
     from tools.stream_replay import CpuClock, replay
 
     clock = CpuClock(recognizer) if cpu_clock else None
     captioner = Captioner(clock or recognizer, StreamConfig(source=f"file:{path}"))
     events = replay(load_audio(path), captioner, clock=clock)
-    return [t - w.end for t, e in events if e.kind == "final" for w in e.words]
+    return [t - w.end for t, e in events if e.kind == "final" for w in e.words if is_spoken(w.word)]
 
 
 def daemon_recognizer():
@@ -235,8 +243,14 @@ def main() -> int:
         result["wer"], result["offline_wer"] = wer(reference, result["text"]), wer(reference, offline_text)
         result["file"] = name
         rows.append(result)
+        marks = result["marks"]
+        held = (
+            f"{len(marks)} marks held, {statistics.median(marks):.2f} / {max(marks):.2f} s"
+            if marks
+            else "no marks held"
+        )
         print(f"  {name}: {figures(result['latencies'])} s, WER {result['wer']:.1%} (offline "
-              f"{result['offline_wer']:.1%}), CPU {result['cpu_share'] or 0:.2f}, "
+              f"{result['offline_wer']:.1%}), CPU {result['cpu_share'] or 0:.2f}, {held}, "
               f"load {result['load']}", flush=True)  # fmt: skip
     offline.close()
     if not args.no_bound:

@@ -5,9 +5,10 @@ partial tail dimmed); when the utterance ends the line stays and the next one st
 text, not a terminal: one line per finished utterance. json: one message per line.
 
 TranscriptWriter: final captions as a file (`subscribe --format srt|vtt|txt|json --output`, the
-web page's downloads): each caption is written whole and flushed as it arrives, so the file is
-valid SubRip/WebVTT between any two captions (a crash loses at most the caption being
-written). Partials are never written: a file keeps only what will not change.
+web page's downloads): each caption is written whole and flushed as soon as it is complete (a
+SubRip/WebVTT cue when the next final arrives or its utterance ends: a sentence's mark may still
+join it), so the file is valid between any two captions (a crash loses at most the newest
+caption). Partials are never written: a file keeps only what will not change.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, TextIO
 
 from npustream.protocol.messages import FINAL, HEARTBEAT, PARTIAL, STATUS
 from npustream.subtitles import VTT_HEADER, cue_text, srt_cue, vtt_cue
+from npustream.types import MARKS, join_text, space_before
 
 DIM, RESET, CLEAR_LINE = "\x1b[2m", "\x1b[0m", "\r\x1b[K"
 
@@ -39,7 +41,7 @@ class CaptionPrinter:
                 self.out.flush()
             return
         if kind == FINAL:
-            self._finals = f"{self._finals} {message['text']}".strip()
+            self._finals = join_text(self._finals, message["text"])
             if message.get("segment_end"):
                 self._partial = ""
                 self._end_line()
@@ -75,7 +77,7 @@ class CaptionPrinter:
     def close(self) -> None:
         """Show what is still open (a stream cut mid-utterance)."""
         if self.fmt == "text" and (self._finals or self._partial):
-            self._finals = f"{self._finals} {self._partial}".strip()
+            self._finals = join_text(self._finals, self._partial)
             self._partial = ""
             self._end_line()
 
@@ -97,6 +99,7 @@ class TranscriptWriter:
         self._origin: float | None = None  # wall-clock time of the file's 00:00:00
         self._last_start = 0.0
         self._open_line = None  # txt: (stream_id, segment_id) of the utterance on the current line
+        self._cue: tuple[float, float, str] | None = None  # srt/vtt: the newest cue, not yet written
         if fmt == "vtt":
             self._write(VTT_HEADER + "\n")
 
@@ -116,13 +119,26 @@ class TranscriptWriter:
             self._txt(message)
             return
         text = cue_text(message["text"])
-        if not text or message["start"] is None:
-            return  # an utterance's closing final with no new words
-        if self._origin is None:
-            self._origin = message["stream_start"]
-        start = max(self._last_start, message["stream_start"] + message["start"] - self._origin)
-        end = start + max(0.0, message["end"] - message["start"])
-        self._last_start = start
+        marks = len(text) - len(text.lstrip(MARKS))
+        if marks and self._cue is not None:  # a held mark ends the newest cue's text
+            start, end, held = self._cue
+            self._cue = (start, end, held + text[:marks])
+            text = text[marks:].strip()
+        if text and message["start"] is not None:
+            self._write_cue()
+            if self._origin is None:
+                self._origin = message["stream_start"]
+            start = max(self._last_start, message["stream_start"] + message["start"] - self._origin)
+            self._cue = (start, start + max(0.0, message["end"] - message["start"]), text)
+            self._last_start = start
+        if message.get("segment_end"):
+            self._write_cue()
+
+    def _write_cue(self) -> None:
+        if self._cue is None:
+            return
+        start, end, text = self._cue
+        self._cue = None
         self.cues += 1
         if self.fmt == "srt":
             self._write(srt_cue(self.cues, start, end, text) + "\n")
@@ -136,7 +152,7 @@ class TranscriptWriter:
             self._write("\n")  # the previous utterance was cut off (a restarted daemon)
             self._open_line = None
         if text:
-            self._write(text if self._open_line is None else " " + text)
+            self._write(text if self._open_line is None else space_before(text) + text)
             self._open_line = utterance
             self.cues += 1
         if message.get("segment_end") and self._open_line is not None:
@@ -144,6 +160,7 @@ class TranscriptWriter:
             self._open_line = None
 
     def close(self) -> None:
+        self._write_cue()
         if self._open_line is not None:
             self._write("\n")
             self._open_line = None

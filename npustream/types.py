@@ -5,6 +5,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Punctuation Whisper attaches to the word before it. A final caption's text may start with one:
+# a sentence's mark, held back until the speech after the word told it (stream/captioner.py).
+MARKS = ".,?!;:。，？！、"
+
+
+def space_before(text: str) -> str:
+    """What goes between a caption text and the next one: a text that starts with a mark
+    continues the word before it."""
+    return "" if text and text[0] in MARKS else " "
+
+
+def join_text(before: str, text: str) -> str:
+    """Caption texts in order as one text."""
+    if not before or not text:
+        return before or text
+    return before + space_before(text) + text
+
+
+def is_spoken(word: str) -> bool:
+    """A word someone said (a mark alone is not: no latency, no count)."""
+    return any(ch.isalnum() for ch in word)
+
 
 @dataclass(frozen=True)
 class Word:

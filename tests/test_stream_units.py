@@ -6,18 +6,19 @@ from __future__ import annotations
 import io
 import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from npustream.errors import ConfigError
 from npustream.protocol import control, endpoints, messages
-from npustream.render import CaptionPrinter
+from npustream.render import CaptionPrinter, TranscriptWriter
 from npustream.stream import config
 from npustream.stream.capture.ring import RingBuffer
 from npustream.stream.commit import CommitPolicy, cut_repetition
 from npustream.stream.windows import AudioWindow
-from npustream.types import CaptionEvent, Word
+from npustream.types import MARKS, CaptionEvent, Word, join_text
 
 
 def words(text: str, start: float = 0.0, step: float = 0.5) -> list[Word]:
@@ -92,14 +93,12 @@ def test_window_times_follow_samples_through_trims_and_gaps():
 # -- commit policy ------------------------------------------------------------------------
 def test_local_agreement_commits_the_common_prefix_only():
     policy = CommitPolicy()
-    first = policy.agree(words("a gold ring will"))
+    first = policy.agree(words("a gold ring will"), [])
     assert first.final == [] and texts(first.tail) == "a gold ring will"
-    policy.remember(words("a gold ring will"))
-    second = policy.agree(words("a gold ring will please most"))
+    second = policy.agree(words("a gold ring will please most"), words("a gold ring will"))
     assert texts(second.final) == "a gold ring will" and texts(second.tail) == "please most"
-    policy.remember(words("a gold ring will please most"))
     # The third decode revises the tail: only what two hypotheses share becomes final.
-    third = policy.agree(words("a gold ring will please mostly any"))
+    third = policy.agree(words("a gold ring will please mostly any"), words("a gold ring will please most"))
     assert texts(third.final) == "please" and texts(third.tail) == "mostly any"
 
 
@@ -121,8 +120,11 @@ def test_an_echo_of_a_final_sentence_is_not_final_again():
     # Two consecutive hypotheses agreeing on the echo do not make it final either.
     policy = CommitPolicy()
     policy.commit_all(words("a severe storm tore down the barn. she called his name many times.", 0.0))
-    policy.remember(words("she called his name many times. come", 14.0))
-    assert texts(policy.agree(words("she called his name many times. come quickly", 14.0)).final) == "come"
+    before = words("she called his name many times. come", 14.0)
+    assert (
+        texts(policy.agree(words("she called his name many times. come quickly", 14.0), before).final)
+        == "come"
+    )
 
 
 def test_a_final_word_heard_again_as_another_word_is_not_final_twice():
@@ -305,6 +307,41 @@ def test_text_printer_rewrites_the_open_line_and_scrolls_finals():
     ):
         printer.handle(m)
     assert piped.getvalue() == "one two.\n"
+
+
+def test_a_final_that_starts_with_a_mark_continues_the_word_before_it(tmp_path):
+    """A sentence's mark held until the next words (stream/captioner.py) arrives at the start of
+    a later final: every reader joins it without a space, subtitle cues included."""
+    assert join_text("for you", ", ask what") == "for you, ask what"
+    assert (
+        join_text("for you", ".") == "for you." and join_text("a", "b") == "a b" and join_text("", ".") == "."
+    )
+    script = (Path(messages.__file__).parents[1] / "web" / "static" / "captions.js").read_text()
+    assert f'const MARKS = "{MARKS}";' in script  # the web page's rule is the same
+    stream = [
+        {"type": "caption.final", "text": "for you", "start": 6.8, "end": 7.4, "segment_end": False},
+        {"type": "caption.final", "text": ".", "start": 7.4, "end": 7.4, "segment_end": True},
+        {"type": "caption.final", "text": "Ask what", "start": 8.2, "end": 8.8, "segment_end": False},
+        {"type": "caption.final", "text": ", you", "start": 8.8, "end": 9.0, "segment_end": True},
+    ]
+    piped = io.StringIO()
+    printer = CaptionPrinter(piped, "text", live=False)
+    for m in stream:
+        printer.handle(m)
+    assert piped.getvalue() == "for you.\nAsk what, you\n"
+    for fmt, expected in (("txt", "for you.\nAsk what, you\n"), ("srt", None)):
+        out = io.StringIO()
+        writer = TranscriptWriter(out, fmt)
+        for m in stream:
+            writer.handle(
+                {**m, "stream_id": "s", "segment_id": 0 if m["start"] < 8 else 1, "stream_start": 0.0}
+            )
+        writer.close()
+        if expected:
+            assert out.getvalue() == expected
+        else:
+            cues = out.getvalue().strip().split("\n\n")
+            assert [c.splitlines()[-1] for c in cues] == ["for you.", "Ask what,", "you"]
 
 
 def test_the_bundled_sample_is_found_as_package_data():

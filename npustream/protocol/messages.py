@@ -15,6 +15,10 @@ optional (an older daemon does not send it).
   1.0  the first stream
   1.1  captions carry "language" and "language_probability" (of the decode their words come
        from; the probability is 1.0 when the language was set, not detected)
+  1.2  a final's text may start with a mark (types.MARKS), the punctuation of the word before
+       it (the daemon holds a sentence's mark until the speech after the word told it): a
+       reader joins it without a space (types.join_text); the word list then starts with the
+       mark as a word of no duration. A 1.1 client shows "for you ." instead of "for you."
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 from npustream.types import CaptionEvent
 
 SCHEMA_VERSION = 1  # "v" on the wire: the major version
-SCHEMA_DOCUMENT_VERSION = "1.1"  # captions.schema.json's version (major.minor)
+SCHEMA_DOCUMENT_VERSION = "1.2"  # captions.schema.json's version (major.minor)
 PARTIAL = "caption.partial"
 FINAL = "caption.final"
 STATUS = "status"

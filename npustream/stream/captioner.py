@@ -5,15 +5,20 @@ Each update decodes the window (from the last trim point to now, at most 30 s) w
 speech in it that is not final yet (but not while a pause in it waits for the speech after
 it: a decode could not close it yet), and then:
   - each pause of endpoint_ms inside the pending audio (several when the engine was busy
-    through them), once the window holds RIGHT_CONTEXT of speech after it, ends an utterance:
-    its words are final, the next words get a new segment id;
+    through them), once the window holds RIGHT_CONTEXT of speech after it, closes: the words
+    before it are final, read with what follows; a pause of utterance_end_ms ends the
+    utterance (the next words get a new segment id);
   - the utterance ended (the audio ends in such a pause): every pending word is final and
     the window is cut in the pause;
   - the window is about to overflow: the words before the last segment boundary (or all but
     the last few seconds) are final and the window is cut there;
-  - otherwise LocalAgreement-2 decides (a word the decoder doubts waits for more speech after
-    it), and a window longer than trim_seconds is cut at the end of its newest final segment
-    (a shorter window decodes faster and drifts less).
+  - otherwise LocalAgreement-2 decides between readings of different audio (a word the
+    decoder doubts waits for more speech after it), and a window longer than trim_seconds is
+    cut at the end of its newest final segment (a shorter window decodes faster and drifts
+    less).
+A sentence's last word is final like any other, its mark (".", "?", "!") held: only the speech
+after it tells whether the sentence ended there. The decode that makes the next words final
+reads the mark; a sentence that ended in a pause ends the utterance there (_final).
 Words only become final when the hypothesis accounts for the speech the VAD heard before them
 (guards.py). The window is cut in pauses (silence to the VAD), at final segment boundaries
 (never into a word that is not final yet), or, on overflow, where it must.
@@ -22,19 +27,20 @@ Words only become final when the hypothesis accounts for the speech the VAD hear
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from npustream import log
 from npustream.asr.audio import SAMPLE_RATE
 from npustream.asr.vad import VoiceActivity
-from npustream.stream.commit import Commit, CommitPolicy
+from npustream.stream.commit import Commit, CommitPolicy, norm
 from npustream.stream.config import StreamConfig
 from npustream.stream.guards import HypothesisGuard
 from npustream.stream.segments import Segments
 from npustream.stream.windows import AudioWindow
-from npustream.types import CaptionEvent, Word
+from npustream.types import MARKS, CaptionEvent, Word
 
 logger = log.get(__name__)
 
@@ -47,7 +53,12 @@ REUSE_MARGIN = 0.1  # s a decoded window must reach past the last speech for its
 LEFT_CONTEXT = 2.0
 EDGE_MARGIN = 0.3  # s: a word ending closer than this to the window's end may be cut off mid-word
 OVERFLOW_MARGIN = 2.0  # s of room left when the window counts as about to overflow
-NEW_SPEECH = 0.1  # s of speech a decode must hear beyond the previous one for agreement to count
+# Two readings agree as evidence only when they heard different audio: this much more speech,
+# or this much more silence after the words (a reading that heard the silence after a word also
+# tells it was not cut off). Whisper base's "asked not" for "ask not" before a pause is not
+# settled by either: the decoder doubts it (DOUBTFUL).
+NEW_SPEECH = 0.1  # s
+SILENCE_EVIDENCE = 0.2  # s
 LANGUAGE_KEEP = 0.9  # a detection this sure holds for the utterance's next decodes ...
 LANGUAGE_RECHECK = 1.0  # ... until this many s of new audio arrived
 RIGHT_CONTEXT = 0.3  # s of speech after a pause (about a word) a decode must hear to close the pause
@@ -57,6 +68,8 @@ RIGHT_CONTEXT = 0.3  # s of speech after a pause (about a word) a decode must he
 DOUBTFUL = 0.6  # word probability
 DOUBT_CONTEXT = 0.6  # s of speech after the word (about two words)
 SENTENCE_END = (".", "?", "!", "。", "？", "！")
+READINGS = 8  # recent decodes kept for agreement
+SAME_WORD = 0.5  # s: a word read again ends within this of where it ended before
 
 
 @dataclass
@@ -82,7 +95,10 @@ class Captioner:
         self.segments = Segments()
         self._handled_until = 0.0  # speech before this needs no more decoding
         self._last_segments = None  # the last decode's result, while it may still be reused
-        self._new_speech = False  # the last decode heard speech the one before it had not
+        # Recent decodes (window end, heard words): agreement pairs a hypothesis with the newest
+        # one that heard less speech.
+        self._readings: deque[tuple[float, list[Word]]] = deque(maxlen=READINGS)
+        self._held_mark: _HeldMark | None = None
         self._decoded_until = 0.0  # stream time the last decode's window reached
         self._last_update_end = 0.0
         self._language: tuple[str, int, float] | None = None  # sure detection: (language, segment, at)
@@ -175,16 +191,20 @@ class Captioner:
         if segments is None:
             return []
         words = [wd for seg in segments for wd in seg.words]
+        previous = self._previous_reading()
+        self._reread_mark(words)
         events, pauses, since, held = self._close_pauses(words, since, found, ended)
         self._label_language()  # the utterances closed above keep the language they were read in
-        held = self._hold(words, since, ended, overflow, held)
+        held = self._hold(words, previous, since, ended, overflow, held)
         ended = ended and not held
-        commit = self._commit(words, segments, ended, overflow, held)
+        commit = self._commit(words, previous, segments, ended, overflow, held)
         # The utterance closes after utterance_end_ms of silence (then nothing is pending).
         ended = ended and self.vad.trailing_silence() >= self._utterance_end
-        self.policy.remember(words)
+        self._readings.append((w.end, words))
         self._last_segments = None if (held or ended) else segments
-        events += self.segments.final(commit.final, segment_end=ended)
+        events += self._final(
+            commit.final, segment_end=ended, last_heard=not (held or overflow or commit.tail)
+        )
         events += self.segments.tail(() if ended else tuple(commit.tail))
         logger.debug(
             "update",
@@ -212,7 +232,7 @@ class Captioner:
         silence closes it; then only a lead-in of this quiet audio is kept."""
         if self.segments.has_finals and self.vad.trailing_silence() < self._utterance_end:
             return []
-        events = self.segments.final([], segment_end=True) if ended else []
+        events = self._final([], segment_end=True) if ended else []
         self.window.trim_to(self.window.end - self._preroll)
         return events
 
@@ -252,10 +272,15 @@ class Captioner:
             final = self.policy.commit_before(words, cut).final
             # The speech after the pause is in the hypothesis, so these words read as they will:
             # the utterance ends here when its sentence did, or the pause is that long.
-            closes = (
-                pause.end - pause.start >= self._utterance_end or bool(final) and _ends_sentence(final[-1])
-            )
-            events += self.segments.final(final, segment_end=closes)
+            if pause.end - pause.start >= self._utterance_end:
+                events += self._final(final, segment_end=True)
+            else:
+                # Whether the sentence ended in this pause, the decode that makes the next words
+                # final tells better than this one ("for you. Ask" with 0.3 s of them, "for you,
+                # ask what" with 0.7 s): a sentence's mark is held (_final).
+                events += self._final(final, segment_end=False, last_heard=True)
+                if self._held_mark is not None:
+                    self._held_mark = replace(self._held_mark, after_pause=True)
             pauses.append(pause)
         return events, pauses, since, False
 
@@ -267,7 +292,9 @@ class Captioner:
         speech is the guard's question: HypothesisGuard.trust_pause.)"""
         return self.vad.speech_in(pause_end, self.window.end) >= RIGHT_CONTEXT
 
-    def _hold(self, words: list[Word], since: float, ended: bool, overflow: bool, held: bool) -> bool:
+    def _hold(
+        self, words: list[Word], previous: list[Word], since: float, ended: bool, overflow: bool, held: bool
+    ) -> bool:
         """Whether to hold back this update's commits: the hypothesis leaves out speech the VAD
         heard before the words that would become final."""
         if held:
@@ -276,18 +303,21 @@ class Captioner:
             return not self.guard.trust(words, since, self.vad.last_speech_end() or self.window.end)
         if overflow:
             return False
-        agreed = self.policy.agreed(words)
+        agreed = self.policy.agreed(words, previous)
         return bool(agreed) and not self.guard.trust(words, since, agreed[-1].end)
 
-    def _commit(self, words: list[Word], segments, ended: bool, overflow: bool, held: bool) -> Commit:
+    def _commit(
+        self, words: list[Word], previous: list[Word], segments, ended: bool, overflow: bool, held: bool
+    ) -> Commit:
         """Which words are final. LocalAgreement-2 between hypotheses of different speech (a
         decode of the same words plus more silence is no new evidence: Whisper base says "ask
         not" and "asked not" of the same audio as the silence after it grows), less words
-        ending so close to the window's end they may be cut off, and a sentence's last word
-        waits for what follows (_waits_for_next). So the words before a pause wait for the
-        speech after it (a pause inside the window then commits them, read in context, as
-        offline transcription reads them) or for utterance_end_ms of silence: then all are
-        final. On overflow: those before the cut. None when held."""
+        ending so close to the window's end they may be cut off and words the decoder doubts;
+        a sentence's last word is final without its mark (_hold_mark). Words before a pause
+        that agreement leaves pending wait for the speech after it (a pause inside the window
+        then commits them, read in context, as offline transcription reads them) or for
+        utterance_end_ms of silence: then all are final. On overflow: those before the cut.
+        None when held."""
         pending = self.policy.pending(words)
         if ended:
             closing = self.vad.trailing_silence() >= self._utterance_end
@@ -296,12 +326,23 @@ class Captioner:
             return self.policy.commit_before(words, self._overflow_cut(segments))
         if held:
             return Commit([], pending)
-        agreed = self.policy.agreed(words) if self._new_speech else []
-        n = len(agreed)
+        n = len(self.policy.agreed(words, previous))
         while n and pending[n - 1].end > self.window.end - EDGE_MARGIN:
             n -= 1
         n = next((k for k in range(n) if self._doubted(pending[k])), n)
-        return self.policy.commit_first(words, self._waits_for_next(pending, n))
+        return self.policy.commit_first(words, n)
+
+    def _previous_reading(self) -> list[Word]:
+        """The newest decode's words that heard NEW_SPEECH less speech than this window: two
+        readings agree as evidence only when they heard different speech, and a decode that
+        only heard more silence still confirms the words are not cut off at the window's end."""
+        for end, words in reversed(self._readings):
+            if (
+                self.vad.speech_in(end, self.window.end) >= NEW_SPEECH
+                or self.window.end - end >= SILENCE_EVIDENCE - 1e-6
+            ):
+                return words
+        return []
 
     def _doubted(self, word: Word) -> bool:
         """Two agreeing readings are weak evidence for a word the decoder doubts (the newest
@@ -310,21 +351,47 @@ class Captioner:
         utterance's end."""
         return word.probability < DOUBTFUL and self.vad.speech_in(word.end, self.window.end) < DOUBT_CONTEXT
 
-    def _waits_for_next(self, pending: list[Word], n: int) -> int:
-        """How many of the first n pending words may be final now. Whisper ends a window that
-        ends in silence with a full stop; whether the sentence ended there only the speech
-        after the pause tells (offline transcription hears it: "ask not | what your country").
-        So the hypothesis' last word, when it ends a sentence, stays pending until the speech
-        after it is decoded (a pause inside the window then commits it) or the silence reaches
-        utterance_end_ms."""
-        if (
-            n
-            and n == len(pending)
-            and _ends_sentence(pending[-1])
-            and self.vad.trailing_silence() < self._utterance_end
-        ):
-            return n - 1
-        return n
+    def _reread_mark(self, words: list[Word]) -> None:
+        """The held mark as this hypothesis reads the word (the reading nearest in time). A
+        sentence end followed by a word in lower case is none: Whisper's own next word says the
+        sentence goes on ("for you. ask what")."""
+        if self._held_mark is None:
+            return
+        held = self._held_mark.word
+        same = [
+            i
+            for i, x in enumerate(words)
+            if norm(x.word) == norm(held.word) and abs(x.end - held.end) < SAME_WORD
+        ]
+        if same:
+            i = min(same, key=lambda k: abs(words[k].end - held.end))
+            mark = words[i].word[len(words[i].word.rstrip(MARKS)) :]
+            if mark.endswith(SENTENCE_END) and i + 1 < len(words) and words[i + 1].word.strip()[:1].islower():
+                mark = mark.rstrip("".join(SENTENCE_END))
+            self._held_mark = replace(self._held_mark, mark=mark)
+
+    def _final(self, words: list[Word], segment_end: bool, last_heard: bool = False) -> list[CaptionEvent]:
+        """A final caption (Segments.final), led by the held mark when words follow it or the
+        utterance ends: the mark joins the text before it (the captions' join rule).
+
+        Whisper ends a window that ends in silence with a full stop; whether the sentence ended
+        there only the speech after the pause tells (offline transcription hears it: "for you,
+        | ask what"). So when the last word is the last the hypothesis heard (last_heard) and
+        ends a sentence, the word is final now and its mark is held: published with the next
+        final words, as the decode that made them final reads it, or with the utterance's end."""
+        events = []
+        if self._held_mark is not None and (words or segment_end):
+            held, self._held_mark = self._held_mark, None
+            mark = [Word(held.word.end, held.word.end, held.mark, held.word.probability)] if held.mark else []
+            if words and held.after_pause and held.mark.endswith(SENTENCE_END):
+                events += self.segments.final(mark, segment_end=True)  # the sentence ended in the pause
+            else:
+                words = [*mark, *words]
+        if last_heard and words and not segment_end and _ends_sentence(words[-1]):
+            word = words[-1].word.rstrip(MARKS)
+            self._held_mark = _HeldMark(replace(words[-1], word=word), words[-1].word[len(word) :])
+            words = [*words[:-1], self._held_mark.word]
+        return events + self.segments.final(words, segment_end=segment_end)
 
     def _cut(self, segments, commit: Commit, ended: bool, pauses, overflow: bool) -> None:
         """Cut the window: after an utterance's end (only a lead-in stays), where an overflow
@@ -343,6 +410,8 @@ class Captioner:
             self._handled_until = max(self._handled_until, w.start)
         else:
             keep_from = (commit.tail[0].start if commit.tail else w.end) - LEFT_CONTEXT
+            if self._held_mark is not None:  # later decodes read the mark: keep its word
+                keep_from = min(keep_from, self._held_mark.word.start - TRIM_MARGIN)
             cut = self._final_segment_boundary(segments, keep_from)
             if cut is None and w.duration > self.cfg.trim_seconds:
                 ends = [wd.end for wd in self.policy.finals if wd.end <= keep_from]
@@ -365,6 +434,7 @@ class Captioner:
                 retry = [wd for seg in self._decode() for wd in seg.words]  # without the prompt
                 if len(self.policy.pending(retry)) > len(self.policy.pending(words)):
                     words = retry
+            self._reread_mark(words)
             self._label_language()
             commit = self.policy.commit_all(words)
             logger.debug(
@@ -376,7 +446,7 @@ class Captioner:
         else:
             commit = self.policy.commit_all(list(self.segments.partial))
         self._handled_until = self.window.end
-        return self.segments.final(commit.final, segment_end=True)
+        return self._final(commit.final, segment_end=True)
 
     def _decode(self, full_context_retry: bool = True):
         """The window's hypothesis as segments of heard words; None when it is unreliable and
@@ -413,9 +483,6 @@ class Captioner:
         if unreliable and not full_context_retry:
             self.stats.unreliable += 1
             return None
-        # Agreement counts only between hypotheses of different speech: two decodes of the
-        # same words followed by more silence are one piece of evidence, not two.
-        self._new_speech = self.vad.speech_in(self._decoded_until, w.end) >= NEW_SPEECH
         self._decoded_until = w.end  # (the reuse test: how far the remembered hypothesis heard)
         if result.skipped_as_silence:
             return ()
@@ -461,3 +528,16 @@ def _ends_sentence(word: Word) -> bool:
 @dataclass(frozen=True)
 class _Seg:
     words: tuple[Word, ...]
+
+
+@dataclass(frozen=True)
+class _HeldMark:
+    """The newest final word, published without the sentence mark it was read with (only the
+    speech after it tells whether the sentence ended there), and that mark as the newest decode
+    reads it ("" for none): published before the next final words, or when the utterance ends.
+    after_pause: a pause closed after the word (the mark, when it ends a sentence, ends the
+    utterance there)."""
+
+    word: Word
+    mark: str
+    after_pause: bool = False

@@ -69,7 +69,6 @@ class CommitPolicy:
         self.initial_prompt = " ".join(initial_prompt.split()) if initial_prompt else ""
         self.last_final_end = 0.0  # end time of the newest final word
         self.finals: deque[Word] = deque(maxlen=200)  # recent final words (prompt, overlap check)
-        self.previous: list[Word] = []  # the previous hypothesis (whole window)
 
     def pending(self, hypothesis: list[Word]) -> list[Word]:
         """The part of a hypothesis that is not final yet: the words centred after the last
@@ -91,10 +90,10 @@ class CommitPolicy:
                 return words[1:]
         return words
 
-    def agreed(self, hypothesis: list[Word]) -> list[Word]:
-        """LocalAgreement-2: the common prefix of this hypothesis' pending tail and the
-        previous hypothesis' (both measured from the current final point)."""
-        tail, before = self.pending(hypothesis), self.pending(self.previous)
+    def agreed(self, hypothesis: list[Word], previous: list[Word]) -> list[Word]:
+        """LocalAgreement-2: the common prefix of this hypothesis' pending tail and a previous
+        hypothesis' (both measured from the current final point)."""
+        tail, before = self.pending(hypothesis), self.pending(previous)
         n = 0
         while n < min(len(tail), len(before)) and norm(tail[n].word) == norm(before[n].word):
             n += 1
@@ -105,9 +104,9 @@ class CommitPolicy:
         tail = self.pending(hypothesis)
         return self._commit(tail[:n], tail[n:])
 
-    def agree(self, hypothesis: list[Word]) -> Commit:
-        """Make the agreed prefix final."""
-        return self.commit_first(hypothesis, len(self.agreed(hypothesis)))
+    def agree(self, hypothesis: list[Word], previous: list[Word]) -> Commit:
+        """Make the prefix it shares with a previous hypothesis final."""
+        return self.commit_first(hypothesis, len(self.agreed(hypothesis, previous)))
 
     def commit_all(self, hypothesis: list[Word]) -> Commit:
         """End of utterance: everything pending is final."""
@@ -123,11 +122,6 @@ class CommitPolicy:
         while n < len(tail) and tail[n].end <= t + 1e-6:
             n += 1
         return self._commit(tail[:n], tail[n:])
-
-    def remember(self, hypothesis: list[Word]) -> None:
-        """This update's hypothesis, for the next update to agree with (once per decode: an
-        update may commit in several steps, all against the same previous hypothesis)."""
-        self.previous = list(hypothesis)
 
     def _commit(self, final: list[Word], tail: list[Word]) -> Commit:
         out = []

@@ -1,6 +1,7 @@
 """Final-word latency as the daemon itself knows it: from the arrival of the last audio sample
-of a word to the publication of the final caption that carries the word. `status` reports the
-rolling median and 90th percentile over the newest KEEP_WORDS final words.
+of a word to the publication of the final caption that carries the word (a mark published on its
+own is no word). `status` reports the rolling median and 90th percentile over the newest
+KEEP_WORDS final words.
 
 Contract: `arrived(stream_time, at)` once per block of audio read (stream time of the block's
 end, monotonic seconds of the read); `published(words, at)` once per final caption. A block read
@@ -18,7 +19,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from npustream.types import Word
+from npustream.types import Word, is_spoken
 
 KEEP_WORDS = 500  # final words the rolling figures cover
 KEEP_ARRIVALS = 4000  # audio blocks remembered (minutes of audio at the capture's block sizes)
@@ -46,7 +47,8 @@ class FinalLatency:
         return self._times[i] - max(0.0, self._ends[i] - stream_time) / self.speed
 
     def published(self, words: Iterable[Word], at: float) -> None:
-        latencies = [at - t for t in (self.arrival_of(w.end) for w in words) if t is not None]
+        arrivals = (self.arrival_of(w.end) for w in words if is_spoken(w.word))
+        latencies = [at - t for t in arrivals if t is not None]
         with self._lock:
             self._latencies.extend(latencies)
 

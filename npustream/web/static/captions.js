@@ -27,7 +27,7 @@ function followCaptions(handlers) {
     }
     if (u.start === null && m.start !== null) u.start = m.stream_start + m.start;  // wall clock, s
     if (m.type === "caption.final") {
-      if (m.text) u.finals = u.finals ? u.finals + " " + m.text : m.text;
+      if (m.text) u.finals = joinText(u.finals, m.text);
       if (m.segment_end) { u.partial = ""; u.done = true; utterances.delete(key); }
     } else {
       u.partial = m.text;
@@ -35,6 +35,14 @@ function followCaptions(handlers) {
     handlers.utterance(u);
   };
   return source;
+}
+
+// Final texts in order as one text: a text that starts with a mark (a sentence's punctuation,
+// held back until the speech after its word told it) continues the word before it, no space.
+const MARKS = ".,?!;:。，？！、";
+function joinText(before, text) {
+  if (!before || !text) return before || text;
+  return before + (MARKS.includes(text[0]) ? "" : " ") + text;
 }
 
 function clockTime(seconds) {
