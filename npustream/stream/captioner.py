@@ -96,7 +96,7 @@ class Captioner:
         self._handled_until = 0.0  # speech before this needs no more decoding
         self._last_segments = None  # the last decode's result, while it may still be reused
         # Recent decodes (window end, heard words): agreement pairs a hypothesis with the newest
-        # one that heard less speech.
+        # one that heard different audio (_previous_reading).
         self._readings: deque[tuple[float, list[Word]]] = deque(maxlen=READINGS)
         self._held_mark: _HeldMark | None = None
         self._decoded_until = 0.0  # stream time the last decode's window reached
@@ -270,8 +270,8 @@ class Captioner:
             # to end deep in the pause is more likely the next utterance's first, pulled back.
             cut = min(pause.end, pause.start + PAUSE_RUN_ON)
             final = self.policy.commit_before(words, cut).final
-            # The speech after the pause is in the hypothesis, so these words read as they will:
-            # the utterance ends here when its sentence did, or the pause is that long.
+            # The speech after the pause is in the hypothesis, so these words read as they will.
+            # A pause of utterance_end_ms ends the utterance.
             if pause.end - pause.start >= self._utterance_end:
                 events += self._final(final, segment_end=True)
             else:
@@ -309,11 +309,10 @@ class Captioner:
     def _commit(
         self, words: list[Word], previous: list[Word], segments, ended: bool, overflow: bool, held: bool
     ) -> Commit:
-        """Which words are final. LocalAgreement-2 between hypotheses of different speech (a
-        decode of the same words plus more silence is no new evidence: Whisper base says "ask
-        not" and "asked not" of the same audio as the silence after it grows), less words
-        ending so close to the window's end they may be cut off and words the decoder doubts;
-        a sentence's last word is final without its mark (_hold_mark). Words before a pause
+        """Which words are final. LocalAgreement-2 between hypotheses of different audio
+        (_previous_reading), less words ending so close to the window's end they may be cut off
+        and words the decoder doubts (_doubted); a sentence's last word is final without its
+        mark (_final). Words before a pause
         that agreement leaves pending wait for the speech after it (a pause inside the window
         then commits them, read in context, as offline transcription reads them) or for
         utterance_end_ms of silence: then all are final. On overflow: those before the cut.
@@ -333,9 +332,8 @@ class Captioner:
         return self.policy.commit_first(words, n)
 
     def _previous_reading(self) -> list[Word]:
-        """The newest decode's words that heard NEW_SPEECH less speech than this window: two
-        readings agree as evidence only when they heard different speech, and a decode that
-        only heard more silence still confirms the words are not cut off at the window's end."""
+        """The words of the newest decode that heard NEW_SPEECH less speech than this window, or
+        SILENCE_EVIDENCE less of the silence after it: the reading this one must agree with."""
         for end, words in reversed(self._readings):
             if (
                 self.vad.speech_in(end, self.window.end) >= NEW_SPEECH
