@@ -3,6 +3,7 @@ when it is serving), plus a ZeroMQ subscriber that records every message it publ
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 import zmq
 
 from npustream.protocol.messages import decode
+from npustream.types import join_text
 
 READY_TIMEOUT = 180.0  # model load on a busy 2-core machine, first run assembles the model
 
@@ -181,4 +183,5 @@ class Daemon:
 
 
 def final_text(recorder: Recorder) -> str:
-    return " ".join(m["text"].strip() for m in recorder.of("caption.final")).strip()
+    """The finals as a reader sees them (the captions' join rule: a held mark joins the word before it)."""
+    return functools.reduce(join_text, (m["text"].strip() for m in recorder.of("caption.final")), "").strip()
