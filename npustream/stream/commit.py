@@ -2,9 +2,10 @@
 
 Each update decodes the whole window again, so each hypothesis repeats the words already
 made final and then offers a tail that may still change. A word in that tail becomes final
-when two consecutive hypotheses agree on it (the longest common prefix of their tails:
-Machacek et al., "Turning Whisper into Real-Time Transcription System", 2023), when the
-utterance ends, or when the window must be trimmed.
+when two hypotheses agree on it (the longest common prefix of their tails: Machacek et al.,
+"Turning Whisper into Real-Time Transcription System", 2023; the captioner picks the earlier
+hypothesis, one that heard different audio), when the utterance ends, or when the window must
+be trimmed.
 
 Guards against streaming Whisper's known failures live here too: a hypothesis that loops
 ("the the the the", a phrase over and over) is cut at the loop; words already final are
