@@ -78,7 +78,7 @@ def stream_file(path: Path, speed: float, daemon_flags: list[str]) -> dict:
     """Play one file to the daemon in real time; its captions, debug log and CPU use."""
     from npustream.client import Caption, Subscriber
     from npustream.protocol import control
-    from npustream.types import is_spoken
+    from npustream.types import is_spoken, join_texts
 
     runtime = Path(tempfile.mkdtemp(prefix="npustream-bench-"))
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "NPUSTREAM_LOG": "debug", "HF_HUB_OFFLINE": "1"}
@@ -123,7 +123,7 @@ def stream_file(path: Path, speed: float, daemon_flags: list[str]) -> dict:
     ]
     decodes = [json.loads(line) for line in log_path.read_text().splitlines() if '"event": "decode"' in line]
     return {
-        "text": " ".join(c.text for c in finals if c.text),
+        "text": join_texts(c.text for c in finals if c.text),
         "latencies": [t - (s + end / speed) for t, s, end in words],
         "marks": marks,
         "breakdown": breakdown(words, decodes, speed),

@@ -3,6 +3,8 @@ wire protocol: words and segments with their times, and the caption events the d
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 # Punctuation Whisper attaches to the word before it. A final caption's text may start with one:
@@ -21,6 +23,11 @@ def join_text(before: str, text: str) -> str:
     if not before or not text:
         return before or text
     return before + space_before(text) + text
+
+
+def join_texts(texts: Iterable[str]) -> str:
+    """Caption texts in order (an utterance's finals, a stream's) as one text."""
+    return functools.reduce(join_text, texts, "")
 
 
 def is_spoken(word: str) -> bool:

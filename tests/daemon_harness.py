@@ -3,7 +3,6 @@ when it is serving), plus a ZeroMQ subscriber that records every message it publ
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ from pathlib import Path
 import zmq
 
 from npustream.protocol.messages import decode
-from npustream.types import join_text
+from npustream.types import join_texts
 
 READY_TIMEOUT = 180.0  # model load on a busy 2-core machine, first run assembles the model
 
@@ -184,4 +183,4 @@ class Daemon:
 
 def final_text(recorder: Recorder) -> str:
     """The finals as a reader sees them (the captions' join rule: a held mark joins the word before it)."""
-    return functools.reduce(join_text, (m["text"].strip() for m in recorder.of("caption.final")), "").strip()
+    return join_texts(m["text"].strip() for m in recorder.of("caption.final")).strip()

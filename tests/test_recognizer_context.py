@@ -4,7 +4,6 @@ a phrase. Real model, real speech."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import replace
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from npustream.asr.audio import N_FRAMES, load_audio
 from npustream.asr.decoder import repeats_a_phrase
 from npustream.asr.recognizer import Recognizer, RecognizerConfig, fitted_frames
-from npustream.types import join_text
+from npustream.types import join_texts
 from tools.wer import wer
 
 
@@ -189,7 +188,7 @@ def test_the_daemon_sets_an_unreliable_hypothesis_aside_until_the_utterance_ends
         captioner.push(audio[second * 16000 : (second + 1) * 16000])
         if captioner.due():
             events += captioner.update()
-    finals = functools.reduce(join_text, (e.text for e in events if e.kind == "final" and e.text), "")
+    finals = join_texts(e.text for e in events if e.kind == "final" and e.text)
     # (its full stop is held until the next sentence's words are final: after these 6 s)
     assert finals.startswith("A gold ring will please most any girl")
     assert captioner.stats.unreliable == (scripted.asked.count(False) if loops else 0)

@@ -19,7 +19,7 @@ from npustream.stream.captioner import DOUBT_CONTEXT, DOUBTFUL, RIGHT_CONTEXT, C
 from npustream.stream.commit import norm
 from npustream.stream.config import StreamConfig
 from npustream.stream.latency import FinalLatency
-from npustream.types import Segment, Word, is_spoken, join_text
+from npustream.types import Segment, Word, is_spoken, join_text, join_texts
 from tools.record_hypotheses import DECODE_SECONDS
 from tools.stream_replay import BLOCK_SECONDS, FixedCost, replay
 
@@ -72,10 +72,7 @@ def spoken(events) -> list[Word]:
 
 def text_of(events) -> str:
     """The finals as a reader sees them (the captions' join rule)."""
-    text = ""
-    for e in finals(events):
-        text = join_text(text, e.text)
-    return text
+    return join_texts(e.text for e in finals(events))
 
 
 def test_a_pause_inside_a_sentence_does_not_end_it(jfk_run):

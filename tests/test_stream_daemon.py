@@ -10,7 +10,6 @@ Two daemon runs carry most assertions (module-scoped fixtures):
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
@@ -29,7 +28,7 @@ from npustream.asr.audio import load_audio
 from npustream.client import Caption, Gap, Heartbeat, Status, Subscriber
 from npustream.protocol import control
 from npustream.protocol.schema import caption_schema
-from npustream.types import join_text
+from npustream.types import join_texts
 from tools.wer import normalize, wer
 
 pytestmark = pytest.mark.slow
@@ -110,7 +109,7 @@ class Collector(threading.Thread):
 
 
 def final_text(finals: list[Caption]) -> str:
-    return functools.reduce(join_text, (c.text for c in finals if c.text), "")
+    return join_texts(c.text for c in finals if c.text)
 
 
 def raw_request(endpoint: str, frames: list[bytes], sock_type=zmq.REQ, timeout: float = 3.0) -> dict | None:
