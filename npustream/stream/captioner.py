@@ -8,17 +8,17 @@ it: a decode could not close it yet), and then:
     through them), once the window holds RIGHT_CONTEXT of speech after it, closes: the words
     before it are final, read with what follows; a pause of utterance_end_ms ends the
     utterance (the next words get a new segment id);
-  - the utterance ended (the audio ends in such a pause): every pending word is final and
-    the window is cut in the pause;
+  - the utterance ended (the audio ends in utterance_end_ms of silence): every pending word
+    is final and the window is cut in the silence;
   - the window is about to overflow: the words before the last segment boundary (or all but
     the last few seconds) are final and the window is cut there;
-  - otherwise LocalAgreement-2 decides between readings of different audio (a word the
-    decoder doubts waits for more speech after it), and a window longer than trim_seconds is
-    cut at the end of its newest final segment (a shorter window decodes faster and drifts
-    less).
-A sentence's last word is final like any other, its mark (".", "?", "!") held: only the speech
-after it tells whether the sentence ended there. The decode that makes the next words final
-reads the mark; a sentence that ended in a pause ends the utterance there (_final).
+  - otherwise (also in a pause shorter than that: it only stops the speech) LocalAgreement-2
+    decides between readings of different audio (a word the decoder doubts waits for more
+    speech after it), and a window longer than trim_seconds is cut at the end of its newest
+    final segment (a shorter window decodes faster and drifts less).
+The last word a hypothesis heard is final like any other, its mark (".", ",", "?", none) held:
+only the speech after it tells whether the sentence ended there. The decode that makes the next
+words final reads the mark; a sentence that ended in a pause ends the utterance there (_final).
 Words only become final when the hypothesis accounts for the speech the VAD heard before them
 (guards.py). The window is cut in pauses (silence to the VAD), at final segment boundaries
 (never into a word that is not final yet), or, on overflow, where it must.
@@ -95,9 +95,9 @@ class Captioner:
         self.segments = Segments()
         self._handled_until = 0.0  # speech before this needs no more decoding
         self._last_segments = None  # the last decode's result, while it may still be reused
-        # Recent decodes (window end, heard words): agreement pairs a hypothesis with the newest
-        # one that heard different audio (_previous_reading).
-        self._readings: deque[tuple[float, list[Word]]] = deque(maxlen=READINGS)
+        # Recent decodes: agreement pairs a hypothesis with the newest one that heard different
+        # audio (_previous_reading).
+        self._readings: deque[_Reading] = deque(maxlen=READINGS)
         self._held_mark: _HeldMark | None = None
         self._decoded_until = 0.0  # stream time the last decode's window reached
         self._last_update_end = 0.0
@@ -157,12 +157,14 @@ class Captioner:
 
     def _heard_out(self) -> bool:
         """The last decode's window reached past the last speech: another decode would hear
-        nothing new."""
+        nothing new. While words are pending, one that heard SILENCE_EVIDENCE more of the
+        silence is still worth its decode: agreement with it makes them final in the pause."""
         last_speech = self.vad.last_speech_end()
+        margin = REUSE_MARGIN + (SILENCE_EVIDENCE if self.segments.partial else 0.0)
         return (
             self._last_segments is not None
             and last_speech is not None
-            and self._decoded_until >= last_speech + REUSE_MARGIN
+            and self._decoded_until >= last_speech + margin
         )
 
     # -- the update -------------------------------------------------------------------------
@@ -187,7 +189,10 @@ class Captioner:
         self._awaiting = first if first is not None and not self._heard_past(first) else None
         if self._awaiting is not None:
             return []
-        segments = self._hypothesis(ended, overflow, commits_alone=ended or overflow or bool(found))
+        # The utterance closes after utterance_end_ms of silence: then every pending word is final,
+        # from this decode alone. A shorter pause only stops the speech: agreement goes on.
+        closing = ended and self.vad.trailing_silence() >= self._utterance_end
+        segments = self._hypothesis(closing, overflow)
         if segments is None:
             return []
         words = [wd for seg in segments for wd in seg.words]
@@ -195,12 +200,10 @@ class Captioner:
         self._reread_mark(words)
         events, pauses, since, held = self._close_pauses(words, since, found, ended)
         self._label_language()  # the utterances closed above keep the language they were read in
-        held = self._hold(words, previous, since, ended, overflow, held)
-        ended = ended and not held
+        held = self._hold(words, previous, since, closing, overflow, held)
+        ended = closing and not held
         commit = self._commit(words, previous, segments, ended, overflow, held)
-        # The utterance closes after utterance_end_ms of silence (then nothing is pending).
-        ended = ended and self.vad.trailing_silence() >= self._utterance_end
-        self._readings.append((w.end, words))
+        self._readings.append(_Reading(w.end, words))
         self._last_segments = None if (held or ended) else segments
         events += self._final(
             commit.final, segment_end=ended, last_heard=not (held or overflow or commit.tail)
@@ -210,13 +213,14 @@ class Captioner:
             "update",
             window=[round(w.start, 2), round(w.end, 2)],
             heard="".join(x.word for x in words),
+            held=held,
             pauses=[[round(p.start, 2), round(p.end, 2)] for p in pauses],
             ended=ended,
             overflow=overflow,
             final=[e.text for e in events if e.kind == "final"],
             partial="".join(x.word for x in self.segments.partial),
         )
-        self._cut(segments, commit, ended, pauses, overflow)
+        self._cut(segments, commit, ended, pauses, overflow, held)
         return events
 
     def _count_hops(self) -> None:
@@ -236,21 +240,20 @@ class Captioner:
         self.window.trim_to(self.window.end - self._preroll)
         return events
 
-    def _hypothesis(self, ended: bool, overflow: bool, commits_alone: bool):
+    def _hypothesis(self, closing: bool, overflow: bool):
         """The segments to commit from, or None for nothing to do now. When the last decode
-        heard every word there is, a decode of the silence after them would change nothing:
-        nothing to do, or at an utterance's end that decode is reused (unless its pending
-        words still await agreement: then the same audio is decoded again). Otherwise decode;
-        only an update that commits from this one decode alone (an utterance's end, now or at a
-        pause in the pending audio, or an overflow) retries an unreliable short-context
-        hypothesis on the full context: any other sets it aside (None) and the next hop decodes
-        this audio again, with more of it."""
+        heard every word there is (_heard_out), a decode of the silence after them would change
+        nothing: nothing to do, or at an utterance's end that decode is reused. Otherwise
+        decode; only an update that must commit from this one decode alone (the utterance's end
+        or an overflow) retries an unreliable short-context hypothesis on the full context
+        (seconds of decoding, the words after it waiting): any other sets it aside (None), and
+        the next hop decodes this audio again, with more of it."""
         if self._heard_out() and not overflow:
-            if not ended:
+            if not closing:
                 return None
             self.stats.reused += 1
             return self._last_segments
-        return self._decode(full_context_retry=commits_alone)
+        return self._decode(full_context_retry=closing or overflow)
 
     def _close_pauses(self, words: list[Word], since: float, found, ended: bool):
         """Close each pause's utterance, in order, while the hypothesis accounts for the speech
@@ -293,66 +296,67 @@ class Captioner:
         return self.vad.speech_in(pause_end, self.window.end) >= RIGHT_CONTEXT
 
     def _hold(
-        self, words: list[Word], previous: list[Word], since: float, ended: bool, overflow: bool, held: bool
+        self, words: list[Word], previous: _Reading, since: float, closing: bool, overflow: bool, held: bool
     ) -> bool:
         """Whether to hold back this update's commits: the hypothesis leaves out speech the VAD
         heard before the words that would become final."""
         if held:
             return True
-        if ended:
+        if closing:
             return not self.guard.trust(words, since, self.vad.last_speech_end() or self.window.end)
         if overflow:
             return False
-        agreed = self.policy.agreed(words, previous)
+        agreed = self.policy.agreed(words, previous.words)
         return bool(agreed) and not self.guard.trust(words, since, agreed[-1].end)
 
     def _commit(
-        self, words: list[Word], previous: list[Word], segments, ended: bool, overflow: bool, held: bool
+        self, words: list[Word], previous: _Reading, segments, closing: bool, overflow: bool, held: bool
     ) -> Commit:
         """Which words are final. LocalAgreement-2 between hypotheses of different audio
         (_previous_reading), less words ending so close to the window's end they may be cut off
-        and words the decoder doubts (_doubted); a sentence's last word is final without its
-        mark (_final). Words before a pause
-        that agreement leaves pending wait for the speech after it (a pause inside the window
-        then commits them, read in context, as offline transcription reads them) or for
-        utterance_end_ms of silence: then all are final. On overflow: those before the cut.
+        and words the decoder doubts (_doubted); the last word heard is final without its mark
+        (_final). Words before a pause that agreement leaves pending wait for the speech after
+        it (a pause inside the window then commits them, read in context, as offline
+        transcription reads them) or for utterance_end_ms of silence: then all are final. On
+        overflow: those before the cut.
         None when held."""
         pending = self.policy.pending(words)
-        if ended:
-            closing = self.vad.trailing_silence() >= self._utterance_end
-            return self.policy.commit_first(words, len(pending) if closing else 0)
+        if closing:
+            return self.policy.commit_first(words, len(pending))
         if overflow:
             return self.policy.commit_before(words, self._overflow_cut(segments))
         if held:
             return Commit([], pending)
-        n = len(self.policy.agreed(words, previous))
+        n = len(self.policy.agreed(words, previous.words))
         while n and pending[n - 1].end > self.window.end - EDGE_MARGIN:
             n -= 1
-        n = next((k for k in range(n) if self._doubted(pending[k])), n)
+        n = next((k for k in range(n) if self._doubted(pending[k], previous)), n)
         return self.policy.commit_first(words, n)
 
-    def _previous_reading(self) -> list[Word]:
-        """The words of the newest decode that heard NEW_SPEECH less speech than this window, or
+    def _previous_reading(self) -> _Reading:
+        """The newest decode that heard NEW_SPEECH less speech than this window, or
         SILENCE_EVIDENCE less of the silence after it: the reading this one must agree with."""
-        for end, words in reversed(self._readings):
+        for reading in reversed(self._readings):
             if (
-                self.vad.speech_in(end, self.window.end) >= NEW_SPEECH
-                or self.window.end - end >= SILENCE_EVIDENCE - 1e-6
+                self.vad.speech_in(reading.end, self.window.end) >= NEW_SPEECH
+                or self.window.end - reading.end >= SILENCE_EVIDENCE - 1e-6
             ):
-                return words
-        return []
+                return reading
+        return _Reading(0.0, [])
 
-    def _doubted(self, word: Word) -> bool:
+    def _doubted(self, word: Word, previous: _Reading) -> bool:
         """Two agreeing readings are weak evidence for a word the decoder doubts (the newest
-        reading's probability below DOUBTFUL): it and the words after it wait for DOUBT_CONTEXT of
-        speech after it, for the pause after it to close (read with what follows) or for the
-        utterance's end."""
-        return word.probability < DOUBTFUL and self.vad.speech_in(word.end, self.window.end) < DOUBT_CONTEXT
+        reading's probability below DOUBTFUL) unless both heard DOUBT_CONTEXT of speech after it
+        (at a stream's start "et cela" for "et c'est la", p 0.09 and 0.53, was read twice with
+        less): it and the words after it wait for that, for the pause after it to close (read
+        with what follows) or for the utterance's end."""
+        return word.probability < DOUBTFUL and self.vad.speech_in(word.end, previous.end) < DOUBT_CONTEXT
 
     def _reread_mark(self, words: list[Word]) -> None:
         """The held mark as this hypothesis reads the word (the reading nearest in time). A
         sentence end followed by a word in lower case is none: Whisper's own next word says the
-        sentence goes on ("for you. ask what")."""
+        sentence goes on ("for you. ask what"), and once one reading said so, a later "you. Ask"
+        does not end it (Whisper base reads both of the same audio; offline: "for you, ask")."""
         if self._held_mark is None:
             return
         held = self._held_mark.word
@@ -364,19 +368,23 @@ class Captioner:
         if same:
             i = min(same, key=lambda k: abs(words[k].end - held.end))
             mark = words[i].word[len(words[i].word.rstrip(MARKS)) :]
+            goes_on = self._held_mark.goes_on
             if mark.endswith(SENTENCE_END) and i + 1 < len(words) and words[i + 1].word.strip()[:1].islower():
+                goes_on = words[i + 1].word
+            if goes_on:
                 mark = mark.rstrip("".join(SENTENCE_END))
-            self._held_mark = replace(self._held_mark, mark=mark)
+            self._held_mark = replace(self._held_mark, mark=mark, goes_on=goes_on)
 
     def _final(self, words: list[Word], segment_end: bool, last_heard: bool = False) -> list[CaptionEvent]:
         """A final caption (Segments.final), led by the held mark when words follow it or the
         utterance ends: the mark joins the text before it (the captions' join rule).
 
-        Whisper ends a window that ends in silence with a full stop; whether the sentence ended
-        there only the speech after the pause tells (offline transcription hears it: "for you,
-        | ask what"). So when the last word is the last the hypothesis heard (last_heard) and
-        ends a sentence, the word is final now and its mark is held: published with the next
-        final words, as the decode that made them final reads it, or with the utterance's end."""
+        Whisper ends a window that ends in silence with a full stop, and reads no comma after
+        a last word; which mark follows only the speech after it tells (offline transcription
+        hears it: "for you, | ask what", "Americans, | ask not"). So when the last word is the
+        last the hypothesis heard (last_heard), the word is final now and its mark (or none) is
+        held: published with the next final words, as the decode that made them final reads
+        it, or with the utterance's end."""
         events = []
         if self._held_mark is not None and (words or segment_end):
             held, self._held_mark = self._held_mark, None
@@ -384,19 +392,23 @@ class Captioner:
             if words and held.after_pause and held.mark.endswith(SENTENCE_END):
                 events += self.segments.final(mark, segment_end=True)  # the sentence ended in the pause
             else:
+                if words and held.goes_on and words[0].word.lower() == held.goes_on:  # "you. Ask"
+                    words = [replace(words[0], word=held.goes_on), *words[1:]]  # as that reading had it
                 words = [*mark, *words]
-        if last_heard and words and not segment_end and _ends_sentence(words[-1]):
+        if last_heard and words and not segment_end:
             word = words[-1].word.rstrip(MARKS)
             self._held_mark = _HeldMark(replace(words[-1], word=word), words[-1].word[len(word) :])
             words = [*words[:-1], self._held_mark.word]
         return events + self.segments.final(words, segment_end=segment_end)
 
-    def _cut(self, segments, commit: Commit, ended: bool, pauses, overflow: bool) -> None:
+    def _cut(self, segments, commit: Commit, ended: bool, pauses, overflow: bool, held: bool) -> None:
         """Cut the window: after an utterance's end (only a lead-in stays), where an overflow
         must (even into a pending word), or else as short as LEFT_CONTEXT before the first
         pending word allows (decode time grows with the words in the window): at the newest
         final segment end that leaves that much, or past trim_seconds at the newest such final
-        word. Never into a word that is not final yet."""
+        word. Never into a word that is not final yet, and not after a held hypothesis: one that
+        left heard speech out may end its words early too ("1455" aligned 0.5 s before its
+        speech ended: a cut there left the rest to the next window, read as "55")."""
         w = self.window
         if pauses:
             self._handled_until = (pauses[-1].start + pauses[-1].end) / 2
@@ -406,7 +418,7 @@ class Captioner:
         elif overflow:
             w.trim_to(self._overflow_cut(segments))
             self._handled_until = max(self._handled_until, w.start)
-        else:
+        elif not held:
             keep_from = (commit.tail[0].start if commit.tail else w.end) - LEFT_CONTEXT
             if self._held_mark is not None:  # later decodes read the mark: keep its word
                 keep_from = min(keep_from, self._held_mark.word.start - TRIM_MARGIN)
@@ -519,8 +531,12 @@ class Captioner:
         return ends[-1] if ends else None
 
 
-def _ends_sentence(word: Word) -> bool:
-    return word.word.rstrip().endswith(SENTENCE_END)
+@dataclass(frozen=True)
+class _Reading:
+    """A decode's heard words and how far its window reached."""
+
+    end: float
+    words: list[Word]
 
 
 @dataclass(frozen=True)
@@ -530,12 +546,14 @@ class _Seg:
 
 @dataclass(frozen=True)
 class _HeldMark:
-    """The newest final word, published without the sentence mark it was read with (only the
-    speech after it tells whether the sentence ended there), and that mark as the newest decode
+    """The newest final word, published without the mark it was read with (only the speech
+    after it tells whether the sentence ended there, or a comma follows), and that mark as the newest decode
     reads it ("" for none): published before the next final words, or when the utterance ends.
     after_pause: a pause closed after the word (the mark, when it ends a sentence, ends the
-    utterance there)."""
+    utterance there). goes_on: the next word as a reading had it when it read the sentence go on
+    after the word, in lower case ("" when none did)."""
 
     word: Word
     mark: str
     after_pause: bool = False
+    goes_on: str = ""
