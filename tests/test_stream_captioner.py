@@ -8,6 +8,7 @@ record again with /work/research/h10/record.py or a tool like it)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -405,4 +406,29 @@ def test_a_sentence_end_is_final_in_the_pause_after_it(audio_dir):
     t_girl = next(t for t, e in events if e.kind == "final" for w in e.words if w.word == " girl")
     assert t_girl < pause.end + RIGHT_CONTEXT
     assert not any(retry for end, retry in recognizer.retries if end < 7.0)
+    assert text_of(events) == "gold ring will please most any girl. The long journey home took a year."
+
+
+class DoubtsTheSentenceEnd(TwoLanguages):
+    """The two sentences, English, "girl." read with probability 0.3 (as "asked not." before
+    JFK's pause)."""
+
+    def decode_window(self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None):
+        result = super().decode_window(audio, offset=offset, prompt=prompt, language="en")
+        doubt = [
+            replace(s, words=tuple(replace(w, probability=0.3) if w.word == " girl." else w for w in s.words))
+            for s in result.segments
+        ]
+        return replace(result, segments=tuple(doubt))
+
+
+def test_a_pause_closes_over_a_doubted_word_only_once_it_heard_enough_after_it(audio_dir):
+    """A pause closes once a decode heard RIGHT_CONTEXT of the speech after it, but a word the
+    decoder doubts before it waits for DOUBT_CONTEXT of speech after it here too: with 0.34 s of
+    "what", Whisper base read "asked not what you are" (fr_en_switch.flac, real time)."""
+    audio = load_audio(audio_dir / "osr_0034_8k.wav")[: 8 * 16000]
+    captioner = Captioner(DoubtsTheSentenceEnd(), StreamConfig(source="sample", language="en"))
+    events = replay(audio, captioner)
+    t_girl = next(t for t, e in events if e.kind == "final" for w in e.words if w.word == " girl")
+    assert captioner.vad.speech_in(3.64, t_girl) >= DOUBT_CONTEXT
     assert text_of(events) == "gold ring will please most any girl. The long journey home took a year."

@@ -268,11 +268,17 @@ class Captioner:
                 return events, pauses, since, True
             if not self.guard.trust_pause(words, since, pause, next_start):
                 return events, pauses, since, True
-            since = (pause.start + pause.end) / 2
             # Words ending by shortly after the pause began belong before it. A word aligned
             # to end deep in the pause is more likely the next utterance's first, pulled back.
             cut = min(pause.end, pause.start + PAUSE_RUN_ON)
+            # A word the decoder doubts waits for DOUBT_CONTEXT of speech after it here too: with
+            # 0.34 s of "what" after the pause, Whisper base read "asked not what you are".
+            reading = _Reading(self.window.end, words)
+            before = [x for x in self.policy.pending(words) if x.end <= cut]
+            if not ended and any(self._doubted(x, reading) for x in before):
+                return events, pauses, since, True
             final = self.policy.commit_before(words, cut).final
+            since = (pause.start + pause.end) / 2
             # The speech after the pause is in the hypothesis, so these words read as they will.
             # A pause of utterance_end_ms ends the utterance.
             if pause.end - pause.start >= self._utterance_end:
