@@ -5,9 +5,10 @@ Each update decodes the window (from the last trim point to now, at most 30 s) w
 speech in it that is not final yet (but not while a pause in it waits for the speech after
 it: a decode could not close it yet), and then:
   - each pause of endpoint_ms inside the pending audio (several when the engine was busy
-    through them), once the window holds RIGHT_CONTEXT of speech after it, closes: the words
-    before it are final, read with what follows; a pause of utterance_end_ms ends the
-    utterance (the next words get a new segment id);
+    through them), once the window holds RIGHT_CONTEXT of speech after it (and DOUBT_CONTEXT
+    after any word before it the decoder doubts), closes: the words before it are final, read
+    with what follows; a pause of utterance_end_ms ends the utterance (the next words get a
+    new segment id);
   - the utterance ended (the audio ends in utterance_end_ms of silence): every pending word
     is final and the window is cut in the silence;
   - the window is about to overflow: the words before the last segment boundary (or all but
@@ -273,9 +274,8 @@ class Captioner:
             cut = min(pause.end, pause.start + PAUSE_RUN_ON)
             # A word the decoder doubts waits for DOUBT_CONTEXT of speech after it here too: with
             # 0.34 s of "what" after the pause, Whisper base read "asked not what you are".
-            reading = _Reading(self.window.end, words)
-            before = [x for x in self.policy.pending(words) if x.end <= cut]
-            if not ended and any(self._doubted(x, reading) for x in before):
+            before = self.policy.pending_before(words, cut)
+            if not ended and any(self._doubted(x, self.window.end) for x in before):
                 return events, pauses, since, True
             final = self.policy.commit_before(words, cut).final
             since = (pause.start + pause.end) / 2
@@ -336,7 +336,7 @@ class Captioner:
         n = len(self.policy.agreed(words, previous.words))
         while n and pending[n - 1].end > self.window.end - EDGE_MARGIN:
             n -= 1
-        n = next((k for k in range(n) if self._doubted(pending[k], previous)), n)
+        n = next((k for k in range(n) if self._doubted(pending[k], previous.end)), n)
         return self.policy.commit_first(words, n)
 
     def _previous_reading(self) -> _Reading:
@@ -350,13 +350,14 @@ class Captioner:
                 return reading
         return _Reading(0.0, [])
 
-    def _doubted(self, word: Word, previous: _Reading) -> bool:
+    def _doubted(self, word: Word, heard_until: float) -> bool:
         """Two agreeing readings are weak evidence for a word the decoder doubts (the newest
         reading's probability below DOUBTFUL) unless both heard DOUBT_CONTEXT of speech after it
+        (heard_until: where the earlier one's window ended; a pause's one reading: its own)
         (at a stream's start "et cela" for "et c'est la", p 0.09 and 0.53, was read twice with
         less): it and the words after it wait for that, for the pause after it to close (read
         with what follows) or for the utterance's end."""
-        return word.probability < DOUBTFUL and self.vad.speech_in(word.end, previous.end) < DOUBT_CONTEXT
+        return word.probability < DOUBTFUL and self.vad.speech_in(word.end, heard_until) < DOUBT_CONTEXT
 
     def _reread_mark(self, words: list[Word]) -> None:
         """The held mark as this hypothesis reads the word (the reading nearest in time). A
@@ -553,8 +554,9 @@ class _Seg:
 @dataclass(frozen=True)
 class _HeldMark:
     """The newest final word, published without the mark it was read with (only the speech
-    after it tells whether the sentence ended there, or a comma follows), and that mark as the newest decode
-    reads it ("" for none): published before the next final words, or when the utterance ends.
+    after it tells whether the sentence ended there, or a comma follows), and that mark as the
+    newest decode reads it ("" for none): published before the next final words, or when the
+    utterance ends.
     after_pause: a pause closed after the word (the mark, when it ends a sentence, ends the
     utterance there). goes_on: the next word as a reading had it when it read the sentence go on
     after the word, in lower case ("" when none did)."""

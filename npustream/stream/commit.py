@@ -119,10 +119,16 @@ class CommitPolicy:
         next word's start reach back into it, but that word ends after the pause), or a
         segment boundary when the window overflows."""
         tail = self.pending(hypothesis)
+        n = len(self.pending_before(hypothesis, t))
+        return self._commit(tail[:n], tail[n:])
+
+    def pending_before(self, hypothesis: list[Word], t: float) -> list[Word]:
+        """The pending words up to the first that ends after stream time t (commit_before's)."""
+        tail = self.pending(hypothesis)
         n = 0
         while n < len(tail) and tail[n].end <= t + 1e-6:
             n += 1
-        return self._commit(tail[:n], tail[n:])
+        return tail[:n]
 
     def _commit(self, final: list[Word], tail: list[Word]) -> Commit:
         out = []
