@@ -176,17 +176,10 @@ def virtual_clock(path: Path, recognizer, cpu_clock: bool) -> list[float]:
 
 def daemon_recognizer():
     """The recognizer as `npustream run` builds it at its defaults."""
-    from npustream.asr.recognizer import Recognizer, RecognizerConfig
+    from npustream.asr.recognizer import Recognizer
     from npustream.stream.config import StreamConfig
 
-    cfg = StreamConfig()
-    return Recognizer(
-        RecognizerConfig(
-            model_dir=cfg.model_dir, engine=cfg.engine, language=cfg.language, task=cfg.task,
-            beam_size=cfg.beam_size, threads=cfg.decode_threads, word_timestamps=True,
-            compute_type=cfg.compute_type, context=cfg.context, fallback=False,
-        )
-    )  # fmt: skip
+    return Recognizer(StreamConfig().recognizer_config())
 
 
 def peer_stream(path: Path, model_dir: Path, threads: int) -> dict:

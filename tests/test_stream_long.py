@@ -20,13 +20,9 @@ from tools.wer import normalize, wer
 
 @pytest.fixture(scope="module")
 def recognizer():
-    from npustream.asr.recognizer import Recognizer, RecognizerConfig
+    from npustream.asr.recognizer import Recognizer
 
-    cfg = StreamConfig()
-    rec = Recognizer(
-        RecognizerConfig(beam_size=cfg.beam_size, threads=cfg.decode_threads, word_timestamps=True,
-                         context=cfg.context, fallback=False)
-    )  # fmt: skip
+    rec = Recognizer(StreamConfig().recognizer_config())  # the daemon's, at its defaults
     yield rec
     rec.close()
 

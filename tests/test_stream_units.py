@@ -177,17 +177,20 @@ def test_initial_prompt_leads_until_final_text_pushes_it_out():
     assert "Kubernetes" not in policy.prompt(before=100.0)  # 200 characters of final text later
 
 
-def test_decoder_prompt_puts_hotwords_before_the_newest_previous_text(base_model_dir):
+def test_decoder_prompt_puts_hotwords_closed_before_the_newest_previous_text(base_model_dir):
     from npustream.asr.decoder import MAX_PROMPT_TOKENS, WhisperDecoder
     from npustream.asr.tokenizer import WhisperTokenizer
 
     tokenizer = WhisperTokenizer(base_model_dir, multilingual=True)
     decoder = WhisperDecoder(None, tokenizer)  # prompt() needs only the tokenizer
-    hot = tokenizer.encode(" Kubernetes, Grafana")
+    # closed with a full stop: Whisper would read on from an open list into the audio (glossary())
+    hot = tokenizer.encode(" Kubernetes, Grafana.")
     previous = list(range(1000, 1300))  # 300 text tokens of earlier windows
     assert decoder.prompt(None, None) == []
     assert decoder.prompt(previous, None) == [tokenizer.sot_prev] + previous[-MAX_PROMPT_TOKENS:]
-    assert decoder.prompt(None, "Kubernetes, Grafana ") == [tokenizer.sot_prev] + hot
+    assert decoder.prompt(None, " Kubernetes,  Grafana ") == [tokenizer.sot_prev] + hot
+    assert decoder.prompt(None, "Kubernetes, Grafana.") == [tokenizer.sot_prev] + hot
+    assert decoder.prompt(None, "Grafana?") == [tokenizer.sot_prev] + tokenizer.encode(" Grafana?")
     both = decoder.prompt(previous, "Kubernetes, Grafana")
     assert both == [tokenizer.sot_prev] + hot + previous[-(MAX_PROMPT_TOKENS - len(hot)) :]
     assert len(both) == 1 + MAX_PROMPT_TOKENS

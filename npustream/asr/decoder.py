@@ -95,6 +95,15 @@ class Split:
     timestamped: bool  # the decode had a pair of consecutive timestamps
 
 
+def glossary(hotwords: str) -> str:
+    """The terms as the prompt's text: closed with a full stop unless they end in a mark already.
+    Whisper reads prompt text as speech just before the window, and skips audio that repeats a
+    prompt's open end ("Kubernetes, Grafana" before "deploy a service with Kubernetes and Grafana
+    today" was read as " and Grafana today."): a closed list is not continued."""
+    terms = " ".join(hotwords.split())
+    return terms if terms.endswith((".", "!", "?", "。")) else terms + "."
+
+
 def compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return len(data) / max(1, len(zlib.compress(data)))
@@ -196,7 +205,7 @@ class WhisperDecoder:
     def prompt(self, prompt_tokens: list[int] | None, hotwords: str | None) -> list[int]:
         """<|startofprev|> hotwords, then the newest previous text, MAX_PROMPT_TOKENS in all
         (faster-whisper's order); nothing when there is neither."""
-        hot = self.tokenizer.encode(" " + hotwords.strip())[:MAX_PROMPT_TOKENS] if hotwords else []
+        hot = self.tokenizer.encode(" " + glossary(hotwords))[:MAX_PROMPT_TOKENS] if hotwords else []
         room = MAX_PROMPT_TOKENS - len(hot)
         previous = list(prompt_tokens or [])[-room:] if room else []
         return [self.tokenizer.sot_prev, *hot, *previous] if hot or previous else []

@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from npustream.errors import ConfigError
 from npustream.protocol.endpoints import default_ctl, default_pub
 from npustream.stream.capture.interface import LIVE_INPUTS, mix_inputs
 from npustream.tomlfile import read_toml
+
+if TYPE_CHECKING:
+    from npustream.asr.recognizer import RecognizerConfig
 
 ENGINES = ("cpu", "npu", "npu-emu")
 COMPUTE_TYPES = ("int8", "int8_float32", "float32", "float16", "int8_float16", "bfloat16", "int8_bfloat16")
@@ -67,6 +70,26 @@ class StreamConfig:
         default it leaves a core to capture, VAD and publishing (and the daemon's CPU share
         stays below the cores it has)."""
         return self.threads or max(1, (os.cpu_count() or 2) - 1)
+
+    def recognizer_config(self) -> RecognizerConfig:
+        """The recognizer the daemon decodes with: word timings on, one decode per window (the
+        captioner retries on the full context where one decode must commit alone)."""
+        from npustream.asr.recognizer import RecognizerConfig  # (loads ctranslate2: not for --help)
+
+        return RecognizerConfig(
+            model_dir=self.model_dir,
+            engine=self.engine,
+            npu_design=self.npu_design,
+            language=self.language,
+            task=self.task,
+            beam_size=self.beam_size,
+            threads=self.decode_threads,
+            word_timestamps=True,
+            compute_type=self.compute_type,
+            context=self.context,
+            fallback=False,
+            hotwords=self.hotwords,
+        )
 
     @property
     def pub_endpoint(self) -> str:

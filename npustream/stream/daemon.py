@@ -105,26 +105,10 @@ class Daemon:
                 raise NpustreamError(f"{who} is already serving {endpoint}; stop it or pass --pub/--ctl")
 
     def _load_model(self) -> None:
-        from npustream.asr.recognizer import Recognizer, RecognizerConfig
+        from npustream.asr.recognizer import Recognizer
 
-        cfg = self.cfg
         self.notifier.status("loading model")
-        self.recognizer = Recognizer(
-            RecognizerConfig(
-                model_dir=cfg.model_dir,
-                engine=cfg.engine,
-                npu_design=cfg.npu_design,
-                language=cfg.language,
-                task=cfg.task,
-                beam_size=cfg.beam_size,
-                threads=cfg.decode_threads,
-                word_timestamps=True,
-                compute_type=cfg.compute_type,
-                context=cfg.context,
-                fallback=False,
-                hotwords=cfg.hotwords,
-            )
-        )
+        self.recognizer = Recognizer(self.cfg.recognizer_config())
         t0 = time.perf_counter()
         # The first decode allocates and tunes; do it now with noise (silence may short-cut).
         noise = np.random.default_rng(0).normal(0, 0.05, SAMPLE_RATE).astype(np.float32)
@@ -132,7 +116,7 @@ class Daemon:
         logger.info(
             "engine_warm", engine=self.recognizer.engine_name, seconds=round(time.perf_counter() - t0, 2)
         )
-        self.captioner = Captioner(self.recognizer, cfg)
+        self.captioner = Captioner(self.recognizer, self.cfg)
 
     def _serve(self) -> int:
         if self._stop_signals:
