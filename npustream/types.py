@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 # Punctuation Whisper attaches to the word before it. A final caption's text may start with one:
 # a sentence's mark, held back until the speech after the word told it (stream/captioner.py).
 MARKS = ".,?!;:。，？！、"
+SENTENCE_END = (".", "?", "!", "。", "？", "！")  # the marks that end a sentence
 
 
 def space_before(text: str) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 
 from npustream.asr.tokenizer import SECONDS_PER_TIMESTAMP, WhisperTokenizer
 from npustream.asr.words import align_words
-from npustream.types import Segment
+from npustream.types import SENTENCE_END, Segment
 
 HOP_SECONDS = 0.01  # one mel frame
 MEL_FRAMES_PER_TIMESTAMP = 2
@@ -96,12 +96,12 @@ class Split:
 
 
 def glossary(hotwords: str) -> str:
-    """The terms as the prompt's text: closed with a full stop unless they end in a mark already.
+    """The terms as the prompt's text: closed with a full stop unless they end a sentence already.
     Whisper reads prompt text as speech just before the window, and skips audio that repeats a
     prompt's open end ("Kubernetes, Grafana" before "deploy a service with Kubernetes and Grafana
     today" was read as " and Grafana today."): a closed list is not continued."""
     terms = " ".join(hotwords.split())
-    return terms if terms.endswith((".", "!", "?", "。")) else terms + "."
+    return terms if terms.endswith(SENTENCE_END) else terms + "."
 
 
 def compression_ratio(text: str) -> float:

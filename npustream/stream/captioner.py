@@ -41,7 +41,7 @@ from npustream.stream.config import StreamConfig
 from npustream.stream.guards import HypothesisGuard
 from npustream.stream.segments import Segments
 from npustream.stream.windows import AudioWindow
-from npustream.types import MARKS, CaptionEvent, Word
+from npustream.types import MARKS, SENTENCE_END, CaptionEvent, Word
 
 logger = log.get(__name__)
 
@@ -68,7 +68,6 @@ RIGHT_CONTEXT = 0.3  # s of speech after a pause (about a word) a decode must he
 # "what your country", and two readings without it agree on "asked".
 DOUBTFUL = 0.6  # word probability
 DOUBT_CONTEXT = 0.6  # s of speech after the word (about two words)
-SENTENCE_END = (".", "?", "!", "。", "？", "！")
 READINGS = 8  # recent decodes kept for agreement
 SAME_WORD = 0.5  # s: a word read again ends within this of where it ended before
 
