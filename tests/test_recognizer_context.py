@@ -162,7 +162,9 @@ class ScriptedRecognizer:
     def __init__(self, loops: bool):
         self.loops, self.asked = loops, []
 
-    def decode_window(self, audio, *, offset, prompt, full_context_retry, language=None):
+    def decode_window(
+        self, audio, *, offset, prompt, full_context_retry, language=None, prompt_language=None
+    ):
         from npustream.asr.decoder import WindowDecode
         from npustream.types import Segment, Word
 

@@ -41,7 +41,9 @@ class ReplayRecognizer:
         self.hypotheses = recorded["hypotheses"]
         self.asked: list[str] = []
 
-    def decode_window(self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None):
+    def decode_window(
+        self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None, prompt_language=None
+    ):
         key = f"{offset:.2f}-{offset + len(audio) / 16000:.2f}"
         self.asked.append(key)
         if key not in self.hypotheses:
@@ -209,7 +211,9 @@ class Doubtful:
         self.gold = gold
         self.ends: list[float] = []  # each window's end, in the order asked
 
-    def decode_window(self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None):
+    def decode_window(
+        self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None, prompt_language=None
+    ):
         end = offset + len(audio) / 16000
         self.ends.append(end)
         words = tuple(
@@ -310,7 +314,9 @@ class TwoLanguages:
     def __init__(self):
         self.asked: list[str | None] = []
 
-    def decode_window(self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None):
+    def decode_window(
+        self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None, prompt_language=None
+    ):
         self.asked.append(language)
         end = offset + len(audio) / 16000
         words = tuple(
@@ -379,6 +385,32 @@ def test_a_sure_language_holds_for_a_second_of_the_utterance(audio_dir):
     assert set(recognizer.asked) == {None, "fr", "en"}
 
 
+class PromptsKept(TwoLanguages):
+    """TwoLanguages, keeping the language each decode was told its prompt's text was read in."""
+
+    def __init__(self):
+        super().__init__()
+        self.prompt_languages: list[str | None] = []
+
+    def decode_window(
+        self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None, prompt_language=None
+    ):
+        self.prompt_languages.append(prompt_language)
+        return super().decode_window(audio, offset=offset, prompt=prompt, language=language)
+
+
+def test_each_decode_is_told_the_language_of_the_final_text(audio_dir):
+    """The prompt's final text is in the language its utterance was captioned in; a decode in
+    another language leaves it out (the recognizer's side: test_prompt_language.py)."""
+    audio = load_audio(audio_dir / "osr_0034_8k.wav")[: 8 * 16000]
+    recognizer = PromptsKept()
+    replay(audio, Captioner(recognizer, StreamConfig(source="sample")))
+    told = recognizer.prompt_languages
+    assert told[0] is None  # nothing final yet
+    first_en = told.index("en")
+    assert "fr" in told[:first_en] and set(told[first_en:]) == {"en"}, told
+
+
 class RetriesKept(TwoLanguages):
     """TwoLanguages, keeping the full-context retry each window was asked for."""
 
@@ -386,7 +418,9 @@ class RetriesKept(TwoLanguages):
         super().__init__()
         self.retries: list[tuple[float, bool]] = []  # (window end, full_context_retry)
 
-    def decode_window(self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None):
+    def decode_window(
+        self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None, prompt_language=None
+    ):
         self.retries.append((offset + len(audio) / 16000, full_context_retry))
         return super().decode_window(audio, offset=offset, prompt=prompt, language=language)
 
@@ -413,7 +447,9 @@ class DoubtsTheSentenceEnd(TwoLanguages):
     """The two sentences, English, "girl." read with probability 0.3 (as "asked not." before
     JFK's pause)."""
 
-    def decode_window(self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None):
+    def decode_window(
+        self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None, prompt_language=None
+    ):
         result = super().decode_window(audio, offset=offset, prompt=prompt, language="en")
         doubt = [
             replace(s, words=tuple(replace(w, probability=0.3) if w.word == " girl." else w for w in s.words))

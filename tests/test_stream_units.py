@@ -168,6 +168,18 @@ def test_prompt_is_final_text_already_out_of_the_window():
     assert policy.prompt(before=0.0) is None
 
 
+def test_prompt_keeps_only_the_newest_language_of_final_text():
+    policy = CommitPolicy()
+    policy.commit_all(words("et c'est la dictée", 0.0))
+    policy.read_in("fr", 0.0)
+    policy.read_in("fr", 1.0)  # the same language: nothing leaves
+    assert policy.prompt(before=10.0) == "et c'est la dictée" and policy.language == "fr"
+    policy.commit_all(words("and so my fellow", 4.0))
+    policy.read_in("en", 4.0)
+    assert policy.prompt(before=10.0) == "and so my fellow" and policy.language == "en"
+    assert policy.prompt(before=3.0) is None  # the French text is out, the English not yet final
+
+
 def test_initial_prompt_leads_until_final_text_pushes_it_out():
     policy = CommitPolicy("  Kubernetes,   Grafana. ")
     assert policy.prompt(before=0.0) == "Kubernetes, Grafana."

@@ -43,6 +43,11 @@ class DecodeOptions:
     # Terms to prefer (faster-whisper's `hotwords`): prompt text put before the previous text of
     # every window, so the decoder has seen their spelling. None: no terms.
     hotwords: str | None = None
+    # The language the prompt's previous text was read in (None: not known). A window decoded in
+    # another language goes without that text: Whisper goes on in the prompt's language and script
+    # ("And so my fellow Americans" read as "エンソーマイフェルアメリカ" after noisy French read
+    # as Japanese) and OpenAI's transcribe drops it only from the next window on.
+    prompt_language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +164,8 @@ class WhisperDecoder:
         if self.tokenizer.multilingual and options.language is None:
             language, language_prob = self.detect_language(encoded)
         sot_sequence = self.tokenizer.sot_sequence(language)
-        prompt = self.prompt(prompt_tokens, options.hotwords)
+        same_language = options.prompt_language in (None, language)
+        prompt = self.prompt(prompt_tokens if same_language else None, options.hotwords)
         attempt = self._generate_with_fallback(encoded, prompt + sot_sequence, options)
         silent = (
             options.no_speech_threshold is not None

@@ -137,11 +137,14 @@ class Recognizer:
         options: DecodeOptions | None = None,
         full_context_retry: bool = True,
         language: str | None = None,
+        prompt_language: str | None = None,
     ) -> WindowDecode:
         """Up to 30 s of 16 kHz mono float32 starting `offset` seconds into the stream.
         full_context_retry=False: an unreliable "fit" decode is returned as it is (the caller
         will decode this audio again anyway) instead of being done again on the full context.
-        language: decode in this language without detecting it (None: the options' language)."""
+        language: decode in this language without detecting it (None: the options' language).
+        prompt_language: the language the prompt's text was read in (None: not known); a window
+        in another language is decoded without that text (WhisperDecoder.decode)."""
         validate_pcm(audio)
         if len(audio) > N_SAMPLES:
             raise ValueError(f"a window holds at most {N_SAMPLES / SAMPLE_RATE:.0f} s of audio")
@@ -172,6 +175,8 @@ class Recognizer:
             if self.config.context == "fit" and self.engine.any_length
             else N_FRAMES
         )
+        if prompt_tokens:
+            options = replace(options, prompt_language=prompt_language)
         if frames < N_FRAMES:
             fit_options = replace(options, temperatures=options.temperatures[:1])
             result = self._decode(audio, frames, content_frames, offset, prompt_tokens, fit_options)

@@ -405,6 +405,8 @@ class Captioner:
             word = words[-1].word.rstrip(MARKS)
             self._held_mark = _HeldMark(replace(words[-1], word=word), words[-1].word[len(word) :])
             words = [*words[:-1], self._held_mark.word]
+        if words:
+            self.policy.read_in(self.segments.language, words[0].start)
         return events + self.segments.final(words, segment_end=segment_end)
 
     def _cut(self, segments, commit: Commit, ended: bool, pauses, overflow: bool, held: bool) -> None:
@@ -482,7 +484,12 @@ class Captioner:
             if segment_id == self.segments.segment_id and w.end - at < LANGUAGE_RECHECK:
                 language = detected
         result = self.recognizer.decode_window(
-            w.audio(), offset=w.start, prompt=prompt, full_context_retry=full_context_retry, language=language
+            w.audio(),
+            offset=w.start,
+            prompt=prompt,
+            full_context_retry=full_context_retry,
+            language=language,
+            prompt_language=self.policy.language,
         )
         elapsed = time.perf_counter() - t0
         self.stats.decodes += 1

@@ -70,6 +70,8 @@ class CommitPolicy:
         self.initial_prompt = " ".join(initial_prompt.split()) if initial_prompt else ""
         self.last_final_end = 0.0  # end time of the newest final word
         self.finals: deque[Word] = deque(maxlen=200)  # recent final words (prompt, overlap check)
+        self.language: str | None = None  # the language the prompt's final text was read in
+        self._prompt_from = 0.0  # final words ending before this stream time were another language's
 
     def pending(self, hypothesis: list[Word]) -> list[Word]:
         """The part of a hypothesis that is not final yet: the words centred after the last
@@ -143,11 +145,22 @@ class CommitPolicy:
             self.last_final_end = w.end
         return Commit(out, tail)
 
+    def read_in(self, language: str | None, at: float) -> None:
+        """The final words from stream time `at` on were read in `language`: the final text of
+        another language before them leaves the prompt (a decode in the new language would go on
+        in the old one)."""
+        if language != self.language:
+            if self.language is not None:
+                self._prompt_from = at
+            self.language = language
+
     def prompt(self, before: float) -> str | None:
-        """The initial prompt and the final text that ended before stream time `before` (i.e.
-        no longer in the window), the last PROMPT_CHARS of it starting at a word, as the next
-        decode's prompt."""
-        text = self.initial_prompt + "".join(w.word for w in self.finals if w.end <= before + TIME_SLACK)
+        """The initial prompt and the final text in the newest language that ended before stream
+        time `before` (i.e. no longer in the window), the last PROMPT_CHARS of it starting at a
+        word, as the next decode's prompt (read in self.language)."""
+        text = self.initial_prompt + "".join(
+            w.word for w in self.finals if self._prompt_from <= w.end <= before + TIME_SLACK
+        )
         if len(text) > PROMPT_CHARS:
             text = text[-PROMPT_CHARS:]
             text = text[text.find(" ") + 1 :] if " " in text else text

@@ -100,7 +100,7 @@ def transcribe_file(
     read_error: str | None = None
     segments: list[Segment] = []
     tally = _Tally()
-    previous_language = options.language
+    prompt_language = options.language  # the language prompt_tokens were read in (None: not known)
     while True:
         while not end_of_file and len(buffer) < N_SAMPLES:
             try:
@@ -127,9 +127,9 @@ def transcribe_file(
                 advance = lead  # silence before the speech: skip it, then read a full window from there
             else:
                 length = max(MIN_WINDOW_SAMPLES, round((clip.end - start) * SAMPLE_RATE))
-                result = _decode(recognizer, buffer[:length], start, prompt_tokens, options)
+                result = _decode(recognizer, buffer[:length], start, prompt_tokens, prompt_language, options)
         else:
-            result = _decode(recognizer, buffer[:length], start, prompt_tokens, options)
+            result = _decode(recognizer, buffer[:length], start, prompt_tokens, prompt_language, options)
         if result is None:
             tally.skipped += advance
         else:
@@ -147,10 +147,10 @@ def transcribe_file(
             reset = (
                 not condition_on_previous_text
                 or result.temperature > PROMPT_RESET_TEMPERATURE
-                or previous_language not in (None, result.language)  # no other language's text
+                or prompt_language not in (None, result.language)  # no other language's text
             )
             prompt_tokens = [] if reset else prompt_tokens + list(result.tokens)
-            previous_language = result.language
+            prompt_language = result.language
         buffer, buffer_start = buffer[advance:], buffer_start + advance
         if on_progress:
             on_progress(min(buffer_start / SAMPLE_RATE, total_seconds), total_seconds)
@@ -165,10 +165,19 @@ def transcribe_file(
 
 
 def _decode(
-    recognizer: Recognizer, window: np.ndarray, start: float, prompt_tokens: list[int], options: DecodeOptions
+    recognizer: Recognizer,
+    window: np.ndarray,
+    start: float,
+    prompt_tokens: list[int],
+    prompt_language: str | None,
+    options: DecodeOptions,
 ) -> WindowDecode:
     result = recognizer.decode_window(
-        window, offset=start, prompt_tokens=prompt_tokens or None, options=options
+        window,
+        offset=start,
+        prompt_tokens=prompt_tokens or None,
+        prompt_language=prompt_language,
+        options=options,
     )
     long_or_cut = result.duration > UNSEGMENTED_RETRY_SECONDS or result.hit_token_limit
     if prompt_tokens and not result.timestamped and long_or_cut:

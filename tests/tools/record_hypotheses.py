@@ -42,7 +42,9 @@ class Recording:
     def __getattr__(self, name):
         return getattr(self.recognizer, name)
 
-    def decode_window(self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None):
+    def decode_window(
+        self, audio, *, offset=0.0, prompt=None, full_context_retry=True, language=None, prompt_language=None
+    ):
         result = self.recognizer.decode_window(
             audio, offset=offset, prompt=prompt, full_context_retry=full_context_retry, language=language
         )
