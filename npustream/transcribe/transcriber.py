@@ -180,7 +180,8 @@ def _decode(
         options=options,
     )
     long_or_cut = result.duration > UNSEGMENTED_RETRY_SECONDS or result.hit_token_limit
-    if prompt_tokens and not result.timestamped and long_or_cut:
+    prompted = bool(prompt_tokens) and prompt_language in (None, result.language)  # (else left out)
+    if prompted and not result.timestamped and long_or_cut:
         retry = recognizer.decode_window(window, offset=start, options=options)
         logger.info(
             "decoded_again_without_prompt",
