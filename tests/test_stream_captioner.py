@@ -364,6 +364,64 @@ def test_a_sentence_end_waits_for_the_words_after_the_pause(audio_dir, fake, utt
         ]
 
 
+class NextSentenceAlone(SentenceGoesOn):
+    """The second sentence read in lower case by decodes that no longer hear the first (the
+    window was cut after the pause, as in lj_stream_a's "productions. whatever they were")."""
+
+    def decode_window(self, audio, *, offset=0.0, **kwargs):
+        if offset + len(audio) / 16000 < self.SECOND[0][1] + 0.4:
+            return super().decode_window(audio, offset=offset, **kwargs)
+        first, self.FIRST = self.FIRST, []
+        try:
+            return super().decode_window(audio, offset=offset, **kwargs)
+        finally:
+            self.FIRST = first
+
+
+def test_a_sentence_goes_on_when_the_decode_after_the_pause_reads_on_without_the_word_before(audio_dir):
+    """The held full stop after "girl" goes when the next words, read in lower case, come from
+    decodes that do not hear "girl" again: one sentence, one utterance."""
+    audio = load_audio(audio_dir / "osr_0034_8k.wav")[: 8 * 16000]
+    events = replay(audio, Captioner(NextSentenceAlone(), StreamConfig(source="sample", language="en")))
+    assert text_of(events) == "gold ring will please most any girl the long journey home took a year."
+    assert len({e.segment_id for e in finals(events)}) == 1
+
+
+class StopInsideASentence(TwoLanguages):
+    """Whisper's "1455. has never been surpassed": a full stop read before a word in lower case."""
+
+    FIRST = [*TwoLanguages.FIRST[:4], ("please.", 2.08, 2.44), *TwoLanguages.FIRST[5:]]
+
+
+class UtteranceEndThenLowerCase(TwoLanguages):
+    """1.5 s more of the pause after "girl." (an utterance's end), and the next sentence read in
+    lower case: the full stop was published with the utterance's end."""
+
+    SECOND = [("the", 6.12, 6.34), *[(w, a + 1.5, b + 1.5) for w, a, b in TwoLanguages.SECOND[1:]]]
+
+
+def test_finals_read_as_sentences_whatever_the_readings_case(audio_dir):
+    """A full stop read before a word in lower case is none; a word in lower case after a
+    sentence end already published starts the next sentence with a capital."""
+    audio = load_audio(audio_dir / "osr_0034_8k.wav")
+    config = StreamConfig(source="sample", language="en")
+    for seconds in (0.45, 0.6, 0.8, 1.0):  # "please." final before "most" (as a real-time daemon reads it)
+        clock = FixedCost(StopInsideASentence(), seconds)
+        events = replay(audio[: 8 * 16000], Captioner(clock, config), clock=clock)
+        assert text_of(events).startswith("gold ring will please most any girl."), seconds
+    longer = np.concatenate(
+        [audio[: 4 * 16000], np.zeros(int(1.5 * 16000), np.float32), audio[4 * 16000 : 8 * 16000]]
+    )
+    events = replay(longer, Captioner(UtteranceEndThenLowerCase(), config))
+    by_utterance: dict[int, str] = {}
+    for e in finals(events):
+        by_utterance[e.segment_id] = join_text(by_utterance.get(e.segment_id, ""), e.text)
+    assert list(by_utterance.values()) == [
+        "gold ring will please most any girl.",
+        "The long journey home took a year.",
+    ]
+
+
 def test_a_sure_language_holds_for_a_second_of_the_utterance(audio_dir):
     """Detection runs at an utterance's first decode and again once a second of new audio
     arrived; in between, the utterance's later decodes are given its language (no detection

@@ -20,6 +20,8 @@ it: a decode could not close it yet), and then:
 The last word a hypothesis heard is final like any other, its mark (".", ",", "?", none) held:
 only the speech after it tells whether the sentence ended there. The decode that makes the next
 words final reads the mark; a sentence that ended in a pause ends the utterance there (_final).
+Finals read as sentences: a full stop before a word Whisper reads in lower case is none, and a
+word after a full stop already published (with an utterance's end) starts with a capital.
 Words only become final when the hypothesis accounts for the speech the VAD heard before them
 (guards.py). The window is cut in pauses (silence to the VAD), at final segment boundaries
 (never into a word that is not final yet), or, on overflow, where it must.
@@ -99,6 +101,7 @@ class Captioner:
         # audio (_previous_reading).
         self._readings: deque[_Reading] = deque(maxlen=READINGS)
         self._held_mark: _HeldMark | None = None
+        self._sentence_ended = False  # the final text published last ends a sentence
         self._decoded_until = 0.0  # stream time the last decode's window reached
         self._last_update_end = 0.0
         self._language: tuple[str, int, float] | None = None  # sure detection: (language, segment, at)
@@ -206,7 +209,10 @@ class Captioner:
         self._readings.append(_Reading(w.end, words))
         self._last_segments = None if (held or ended) else segments
         events += self._final(
-            commit.final, segment_end=ended, last_heard=not (held or overflow or commit.tail)
+            commit.final,
+            segment_end=ended,
+            last_heard=not (held or overflow or commit.tail),
+            following=commit.tail,
         )
         events += self.segments.tail(() if ended else tuple(commit.tail))
         logger.debug(
@@ -276,17 +282,17 @@ class Captioner:
             before = self.policy.pending_before(words, cut)
             if not ended and any(self._doubted(x, self.window.end) for x in before):
                 return events, pauses, since, True
-            final = self.policy.commit_before(words, cut).final
+            commit = self.policy.commit_before(words, cut)
             since = (pause.start + pause.end) / 2
             # The speech after the pause is in the hypothesis, so these words read as they will.
             # A pause of utterance_end_ms ends the utterance.
             if pause.end - pause.start >= self._utterance_end:
-                events += self._final(final, segment_end=True)
+                events += self._final(commit.final, segment_end=True, following=commit.tail)
             else:
                 # Whether the sentence ended in this pause, the decode that makes the next words
                 # final tells better than this one ("for you. Ask" with 0.3 s of them, "for you,
                 # ask what" with 0.7 s): a sentence's mark is held (_final).
-                events += self._final(final, segment_end=False, last_heard=True)
+                events += self._final(commit.final, segment_end=False, last_heard=True)
                 if self._held_mark is not None:
                     self._held_mark = replace(self._held_mark, after_pause=True)
             pauses.append(pause)
@@ -375,13 +381,15 @@ class Captioner:
             i = min(same, key=lambda k: abs(words[k].end - held.end))
             mark = words[i].word[len(words[i].word.rstrip(MARKS)) :]
             goes_on = self._held_mark.goes_on
-            if mark.endswith(SENTENCE_END) and i + 1 < len(words) and words[i + 1].word.strip()[:1].islower():
+            if mark.endswith(SENTENCE_END) and i + 1 < len(words) and _lower_case(words[i + 1]):
                 goes_on = words[i + 1].word
             if goes_on:
                 mark = mark.rstrip("".join(SENTENCE_END))
             self._held_mark = replace(self._held_mark, mark=mark, goes_on=goes_on)
 
-    def _final(self, words: list[Word], segment_end: bool, last_heard: bool = False) -> list[CaptionEvent]:
+    def _final(
+        self, words: list[Word], segment_end: bool, last_heard: bool = False, following: list[Word] = ()
+    ) -> list[CaptionEvent]:
         """A final caption (Segments.final), led by the held mark when words follow it or the
         utterance ends: the mark joins the text before it (the captions' join rule).
 
@@ -394,12 +402,15 @@ class Captioner:
         events = []
         if self._held_mark is not None and (words or segment_end):
             held, self._held_mark = self._held_mark, None
-            mark = [Word(held.word.end, held.word.end, held.mark, held.word.probability)] if held.mark else []
-            if words and held.after_pause and held.mark.endswith(SENTENCE_END):
-                events += self.segments.final(mark, segment_end=True)  # the sentence ended in the pause
+            if words and held.goes_on and words[0].word.lower() == held.goes_on:  # "you. Ask"
+                words = [replace(words[0], word=held.goes_on), *words[1:]]  # as that reading had it
+            text = held.mark
+            if words and _lower_case(words[0]):  # the decode that read on says the sentence goes on
+                text = text.rstrip("".join(SENTENCE_END))
+            mark = [Word(held.word.end, held.word.end, text, held.word.probability)] if text else []
+            if words and held.after_pause and text.endswith(SENTENCE_END):
+                events += self._publish(mark, True, [])  # the sentence ended in the pause
             else:
-                if words and held.goes_on and words[0].word.lower() == held.goes_on:  # "you. Ask"
-                    words = [replace(words[0], word=held.goes_on), *words[1:]]  # as that reading had it
                 words = [*mark, *words]
         if last_heard and words and not segment_end:
             word = words[-1].word.rstrip(MARKS)
@@ -407,7 +418,27 @@ class Captioner:
             words = [*words[:-1], self._held_mark.word]
         if words:
             self.policy.read_in(self.segments.language, words[0].start)
-        return events + self.segments.final(words, segment_end=segment_end)
+        return events + self._publish(words, segment_end, following[:1])
+
+    def _publish(self, words: list[Word], segment_end: bool, following: list[Word]) -> list[CaptionEvent]:
+        """Final words as sentences: a full stop that Whisper's next word (published with it, or
+        `following`: the reading's next word, not final yet) read in lower case says was none
+        (one reading's "1455. has never") goes; a word in lower case after a sentence end already
+        published (an utterance's end: its mark could not wait for the next words) starts the new
+        sentence with a capital."""
+        out: list[Word] = []
+        for word in [*words, *following]:
+            if _lower_case(word) and out and out[-1].word.endswith(SENTENCE_END):
+                before = out.pop()
+                text = before.word.rstrip("".join(SENTENCE_END))
+                out += [replace(before, word=text)] if text.strip() else []
+            elif _lower_case(word) and not out and self._sentence_ended:
+                word = replace(word, word=_capitalised(word.word))
+            out.append(word)
+        out = out[: len(out) - len(following)]
+        if out:
+            self._sentence_ended = out[-1].word.endswith(SENTENCE_END)
+        return self.segments.final(out, segment_end=segment_end)
 
     def _cut(self, segments, commit: Commit, ended: bool, pauses, overflow: bool, held: bool) -> None:
         """Cut the window: after an utterance's end (only a lead-in stays), where an overflow
@@ -542,6 +573,17 @@ class Captioner:
             if seg.words and seg.words[-1].end <= min(self.policy.last_final_end + 0.01, before)
         ]
         return ends[-1] if ends else None
+
+
+def _lower_case(word: Word) -> bool:
+    """The word starts in lower case (a letter that has a capital)."""
+    first = word.word.strip()[:1]
+    return first != first.upper()
+
+
+def _capitalised(text: str) -> str:
+    i = len(text) - len(text.lstrip())
+    return text[:i] + text[i : i + 1].upper() + text[i + 1 :]
 
 
 @dataclass(frozen=True)
