@@ -13,10 +13,11 @@ it: a decode could not close it yet), and then:
     is final and the window is cut in the silence;
   - the window is about to overflow: the words before the last segment boundary (or all but
     the last few seconds) are final and the window is cut there;
-  - otherwise (also in a pause shorter than that: it only stops the speech) LocalAgreement-2
-    decides between readings of different audio (a word the decoder doubts waits for more
-    speech after it), and a window longer than trim_seconds is cut at the end of its newest
-    final segment (a shorter window decodes faster and drifts less).
+  - otherwise (also in a pause shorter than that: it only stops the speech) local agreement
+    decides between readings of different audio (AGREEMENT_SPAN apart, and all those between;
+    a word the decoder doubts waits for more speech after it), and a window longer than
+    trim_seconds is cut at the end of its newest final segment (a shorter window decodes
+    faster and drifts less).
 The last word a hypothesis heard is final like any other, its mark (".", ",", "?", none) held:
 only the speech after it tells whether the sentence ended there. The decode that makes the next
 words final reads the mark; a sentence that ended in a pause ends the utterance there (_final).
@@ -56,12 +57,16 @@ REUSE_MARGIN = 0.1  # s a decoded window must reach past the last speech for its
 LEFT_CONTEXT = 2.0
 EDGE_MARGIN = 0.3  # s: a word ending closer than this to the window's end may be cut off mid-word
 OVERFLOW_MARGIN = 2.0  # s of room left when the window counts as about to overflow
-# Two readings agree as evidence only when they heard different audio: this much more speech,
-# or this much more silence after the words (a reading that heard the silence after a word also
-# tells it was not cut off). Whisper base's "asked not" for "ask not" before a pause is not
-# settled by either: the decoder doubts it (DOUBTFUL).
-NEW_SPEECH = 0.1  # s
-SILENCE_EVIDENCE = 0.2  # s
+# Readings agree as evidence only over different audio: a word is final when the reading that
+# heard this much less than the newest (about a syllable more of the speech, or of the silence
+# after the words: that also tells a word was not cut off) and every reading since read it the
+# same. Measured in audio, not in decodes: a fast engine reads nearly the same audio again and
+# again, and two such readings agreeing on one side of a flip ("made justly"/"may justly",
+# "fine and form"/"fine in form") is chance (lj_stream_a at 0.2 s a decode: WER 4.6 %, offline
+# 2.1 %). Whisper base's "asked not" for "ask not" before a pause is not settled by agreement:
+# the decoder doubts it (DOUBTFUL).
+AGREEMENT_SPAN = 0.3  # s
+SILENCE_EVIDENCE = 0.2  # s of silence after pending words one more decode hears (_heard_out)
 LANGUAGE_KEEP = 0.9  # a detection this sure holds for the utterance's next decodes ...
 LANGUAGE_RECHECK = 1.0  # ... until this many s of new audio arrived
 RIGHT_CONTEXT = 0.3  # s of speech after a pause (about a word) a decode must hear to close the pause
@@ -317,14 +322,14 @@ class Captioner:
             return not self.guard.trust(words, since, self.vad.last_speech_end() or self.window.end)
         if overflow:
             return False
-        agreed = self.policy.agreed(words, previous.words)
+        agreed = self._agreed(words, previous)
         return bool(agreed) and not self.guard.trust(words, since, agreed[-1].end)
 
     def _commit(
         self, words: list[Word], previous: _Reading, segments, closing: bool, overflow: bool, held: bool
     ) -> Commit:
-        """Which words are final. LocalAgreement-2 between hypotheses of different audio
-        (_previous_reading), less words ending so close to the window's end they may be cut off
+        """Which words are final. Local agreement between hypotheses of different audio
+        (_agreed), less words ending so close to the window's end they may be cut off
         and words the decoder doubts (_doubted); the last word heard is final without its mark
         (_final). Words before a pause that agreement leaves pending wait for the speech after
         it (a pause inside the window then commits them, read in context, as offline
@@ -338,22 +343,28 @@ class Captioner:
             return self.policy.commit_before(words, self._overflow_cut(segments))
         if held:
             return Commit([], pending)
-        n = len(self.policy.agreed(words, previous.words))
+        n = len(self._agreed(words, previous))
         while n and pending[n - 1].end > self.window.end - EDGE_MARGIN:
             n -= 1
         n = next((k for k in range(n) if self._doubted(pending[k], previous.end)), n)
         return self.policy.commit_first(words, n)
 
     def _previous_reading(self) -> _Reading:
-        """The newest decode that heard NEW_SPEECH less speech than this window, or
-        SILENCE_EVIDENCE less of the silence after it: the reading this one must agree with."""
+        """The newest decode that heard AGREEMENT_SPAN less audio than this window: the
+        earliest reading this one must agree with."""
         for reading in reversed(self._readings):
-            if (
-                self.vad.speech_in(reading.end, self.window.end) >= NEW_SPEECH
-                or self.window.end - reading.end >= SILENCE_EVIDENCE - 1e-6
-            ):
+            if self.window.end - reading.end >= AGREEMENT_SPAN - 1e-6:
                 return reading
         return _Reading(0.0, [])
+
+    def _agreed(self, words: list[Word], previous: _Reading) -> list[Word]:
+        """The pending words this hypothesis, the previous reading and every reading since read
+        the same (CommitPolicy.agreed with each)."""
+        agreed = self.policy.agreed(words, previous.words)
+        for reading in self._readings:
+            if reading.end > previous.end:
+                agreed = agreed[: len(self.policy.agreed(words, reading.words))]
+        return agreed
 
     def _doubted(self, word: Word, heard_until: float) -> bool:
         """Two agreeing readings are weak evidence for a word the decoder doubts (the newest
