@@ -31,6 +31,16 @@ def join_texts(texts: Iterable[str]) -> str:
     return functools.reduce(join_text, texts, "")
 
 
+def closed_text(text: str) -> str:
+    """Text that leads a decoder's prompt (hotwords, an initial prompt), closed with a full stop
+    unless it ends a sentence already. Whisper reads prompt text as speech just before the window
+    and skips audio that goes on from an open end: "Kubernetes, Grafana" before "deploy the
+    service with Kubernetes and Grafana today" was read as " and Grafana today." (the daemon's
+    hotwords on one machine, `transcribe --prompt` on another). A closed list is not continued."""
+    text = " ".join(text.split())
+    return text if not text or text.endswith(SENTENCE_END) else text + "."
+
+
 def is_spoken(word: str) -> bool:
     """A word someone said (a mark alone is not: no latency, no count)."""
     return any(ch.isalnum() for ch in word)

@@ -187,6 +187,9 @@ def test_initial_prompt_leads_until_final_text_pushes_it_out():
     assert policy.prompt(before=2.0) == "Kubernetes, Grafana. a gold ring will"
     policy.commit_all(words(" ".join(["word"] * 60), 5.0))
     assert "Kubernetes" not in policy.prompt(before=100.0)  # 200 characters of final text later
+    # an open list is closed: Whisper would go on from it into the audio (closed_text())
+    assert CommitPolicy("Kubernetes, Grafana").prompt(before=0.0) == "Kubernetes, Grafana."
+    assert CommitPolicy("Is it Grafana?").prompt(before=0.0) == "Is it Grafana?"
 
 
 def test_decoder_prompt_puts_hotwords_closed_before_the_newest_previous_text(base_model_dir):
@@ -195,7 +198,7 @@ def test_decoder_prompt_puts_hotwords_closed_before_the_newest_previous_text(bas
 
     tokenizer = WhisperTokenizer(base_model_dir, multilingual=True)
     decoder = WhisperDecoder(None, tokenizer)  # prompt() needs only the tokenizer
-    # closed with a full stop: Whisper would read on from an open list into the audio (glossary())
+    # closed with a full stop: Whisper would read on from an open list into the audio (closed_text())
     hot = tokenizer.encode(" Kubernetes, Grafana.")
     previous = list(range(1000, 1300))  # 300 text tokens of earlier windows
     assert decoder.prompt(None, None) == []

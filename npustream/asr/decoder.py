@@ -17,7 +17,7 @@ import numpy as np
 
 from npustream.asr.tokenizer import SECONDS_PER_TIMESTAMP, WhisperTokenizer
 from npustream.asr.words import align_words
-from npustream.types import SENTENCE_END, Segment
+from npustream.types import Segment, closed_text
 
 HOP_SECONDS = 0.01  # one mel frame
 MEL_FRAMES_PER_TIMESTAMP = 2
@@ -98,15 +98,6 @@ class Split:
     seek_frames: int
     kept_tokens: tuple[int, ...]  # the segments' tokens, timestamps included
     timestamped: bool  # the decode had a pair of consecutive timestamps
-
-
-def glossary(hotwords: str) -> str:
-    """The terms as the prompt's text: closed with a full stop unless they end a sentence already.
-    Whisper reads prompt text as speech just before the window, and skips audio that repeats a
-    prompt's open end ("Kubernetes, Grafana" before "deploy a service with Kubernetes and Grafana
-    today" was read as " and Grafana today."): a closed list is not continued."""
-    terms = " ".join(hotwords.split())
-    return terms if terms.endswith(SENTENCE_END) else terms + "."
 
 
 def compression_ratio(text: str) -> float:
@@ -211,7 +202,7 @@ class WhisperDecoder:
     def prompt(self, prompt_tokens: list[int] | None, hotwords: str | None) -> list[int]:
         """<|startofprev|> hotwords, then the newest previous text, MAX_PROMPT_TOKENS in all
         (faster-whisper's order); nothing when there is neither."""
-        hot = self.tokenizer.encode(" " + glossary(hotwords))[:MAX_PROMPT_TOKENS] if hotwords else []
+        hot = self.tokenizer.encode(" " + closed_text(hotwords))[:MAX_PROMPT_TOKENS] if hotwords else []
         room = MAX_PROMPT_TOKENS - len(hot)
         previous = list(prompt_tokens or [])[-room:] if room else []
         return [self.tokenizer.sot_prev, *hot, *previous] if hot or previous else []

@@ -18,7 +18,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, replace
 
-from npustream.types import Word
+from npustream.types import Word, closed_text
 
 TIME_SLACK = 0.1  # s: word timestamps of two decodes of the same audio differ by about this
 SAME_AUDIO = 0.5  # share of a final word's span a new word must cover to be that word again
@@ -67,7 +67,7 @@ class CommitPolicy:
     def __init__(self, initial_prompt: str | None = None) -> None:
         # Text before the first final words, as OpenAI's initial_prompt: it leads the prompt
         # until final text pushes it out (PROMPT_CHARS).
-        self.initial_prompt = " ".join(initial_prompt.split()) if initial_prompt else ""
+        self.initial_prompt = closed_text(initial_prompt) if initial_prompt else ""
         self.last_final_end = 0.0  # end time of the newest final word
         self.finals: deque[Word] = deque(maxlen=200)  # recent final words (prompt, overlap check)
         self.language: str | None = None  # the language the prompt's final text was read in

@@ -26,7 +26,7 @@ from npustream.asr.decoder import DecodeOptions, WindowDecode
 from npustream.asr.recognizer import Recognizer
 from npustream.asr.vad import VoiceActivity
 from npustream.errors import AudioError
-from npustream.types import Coverage, Segment, Transcript
+from npustream.types import Coverage, Segment, Transcript, closed_text
 
 MIN_WINDOW_SAMPLES = 160  # one mel frame: less than this is not worth a window
 # Silero VAD speech shorter than this is noise: Whisper would only hallucinate on it, so it
@@ -93,7 +93,7 @@ def transcribe_file(
     blocks, total_seconds = stream_audio(path)
     activity = VoiceActivity() if vad else None
     options = recognizer.options
-    prompt_tokens = recognizer.tokenizer.encode(" " + initial_prompt.strip()) if initial_prompt else []
+    prompt_tokens = recognizer.tokenizer.encode(" " + closed_text(initial_prompt)) if initial_prompt else []
     buffer = np.zeros(0, dtype=np.float32)
     buffer_start = 0  # absolute sample index of buffer[0]; also the seek point
     end_of_file = False
