@@ -2,7 +2,7 @@
 
 capture/         audio in: sources (mic, file, stdin, sample), the mic callback and its ring buffer
 windows.py       the rolling window of up to 30 s
-commit.py        which words are final (LocalAgreement-2), no word twice, loops cut
+commit.py        which words are final (local agreement), no word twice, loops cut
 guards.py        words must be heard (VAD) and the hypothesis complete to be final
 segments.py      segment ids, partial revisions: final words and tails -> caption events
 captioner.py     window + VAD + recognizer + commit policy -> caption events (orchestration)

@@ -4,7 +4,8 @@ Each update decodes the whole window again, so each hypothesis repeats the words
 made final and then offers a tail that may still change. A word in that tail becomes final
 when two hypotheses agree on it (the longest common prefix of their tails: Machacek et al.,
 "Turning Whisper into Real-Time Transcription System", 2023; the captioner picks the earlier
-hypothesis, one that heard different audio), when the utterance ends, or when the window must
+hypotheses: the one that heard 0.3 s less audio and every one since, so the evidence is over
+different audio whatever the engine's pace), when the utterance ends, or when the window must
 be trimmed.
 
 Guards against streaming Whisper's known failures live here too: a hypothesis that loops
