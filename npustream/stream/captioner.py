@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -399,7 +400,7 @@ class Captioner:
             self._held_mark = replace(self._held_mark, mark=mark, goes_on=goes_on)
 
     def _final(
-        self, words: list[Word], segment_end: bool, last_heard: bool = False, following: list[Word] = ()
+        self, words: list[Word], segment_end: bool, last_heard: bool = False, following: Sequence[Word] = ()
     ) -> list[CaptionEvent]:
         """A final caption (Segments.final), led by the held mark when words follow it or the
         utterance ends: the mark joins the text before it (the captions' join rule).
@@ -415,11 +416,9 @@ class Captioner:
             held, self._held_mark = self._held_mark, None
             if words and held.goes_on and words[0].word.lower() == held.goes_on:  # "you. Ask"
                 words = [replace(words[0], word=held.goes_on), *words[1:]]  # as that reading had it
-            text = held.mark
-            if words and _lower_case(words[0]):  # the decode that read on says the sentence goes on
-                text = text.rstrip("".join(SENTENCE_END))
-            mark = [Word(held.word.end, held.word.end, text, held.word.probability)] if text else []
-            if words and held.after_pause and text.endswith(SENTENCE_END):
+            mark = [Word(held.word.end, held.word.end, held.mark, held.word.probability)] if held.mark else []
+            goes_on = bool(words) and _lower_case(words[0])  # then _publish drops a full stop
+            if words and held.after_pause and held.mark.endswith(SENTENCE_END) and not goes_on:
                 events += self._publish(mark, True, [])  # the sentence ended in the pause
             else:
                 words = [*mark, *words]
@@ -431,7 +430,7 @@ class Captioner:
             self.policy.read_in(self.segments.language, words[0].start)
         return events + self._publish(words, segment_end, following[:1])
 
-    def _publish(self, words: list[Word], segment_end: bool, following: list[Word]) -> list[CaptionEvent]:
+    def _publish(self, words: list[Word], segment_end: bool, following: Sequence[Word]) -> list[CaptionEvent]:
         """Final words as sentences: a full stop that Whisper's next word (published with it, or
         `following`: the reading's next word, not final yet) read in lower case says was none
         (one reading's "1455. has never") goes; a word in lower case after a sentence end already
