@@ -16,6 +16,8 @@ Each file is played to `npustream run --source file:PATH` (no other flags unless
   CPU         daemon CPU seconds per wall second while streaming (1.0 = one core)
   load        the machine's 1-minute load average before and after the file (latency measured
               while other work ran is not this code's alone)
+  ended       the daemon's `source_ended` status: seconds of audio, and of its speech that no
+              published words stand for
 and where each final word's latency went, from the daemon's debug log (medians, seconds):
   next update   audio after the word's end until a decoded window first reached past it
   engine busy   that window's audio waiting for the engine (a decode in progress)
@@ -76,7 +78,7 @@ def figures(latencies: list[float]) -> str:
 
 def stream_file(path: Path, speed: float, daemon_flags: list[str]) -> dict:
     """Play one file to the daemon in real time; its captions, debug log and CPU use."""
-    from npustream.client import Caption, Subscriber
+    from npustream.client import Caption, Status, Subscriber
     from npustream.protocol import control
     from npustream.types import is_spoken, join_texts
 
@@ -112,7 +114,9 @@ def stream_file(path: Path, speed: float, daemon_flags: list[str]) -> dict:
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        captions = [e for e in Subscriber(pub, ctl, connect_timeout=60) if isinstance(e, Caption)]
+        events = list(Subscriber(pub, ctl, status=True, connect_timeout=60))
+        captions = [e for e in events if isinstance(e, Caption)]
+        ended = [e.message for e in events if isinstance(e, Status) and e.state == "source_ended"]
         wall = time.monotonic() - started
         daemon.wait(60)
         watcher.join(5)
@@ -131,6 +135,7 @@ def stream_file(path: Path, speed: float, daemon_flags: list[str]) -> dict:
         "cpu_share": (cpu_seen[-1] - start_cpu) / wall if start_cpu is not None else None,
         "status": status,
         "load": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "ended": ended[-1] if ended else "no source_ended status",
     }
 
 
@@ -244,7 +249,7 @@ def main() -> int:
         )
         print(f"  {name}: {figures(result['latencies'])} s, WER {result['wer']:.1%} (offline "
               f"{result['offline_wer']:.1%}), CPU {result['cpu_share'] or 0:.2f}, {held}, "
-              f"load {result['load']}", flush=True)  # fmt: skip
+              f"load {result['load']}; {result['ended']}", flush=True)  # fmt: skip
     offline.close()
     if not args.no_bound:
         recognizer = daemon_recognizer()

@@ -16,6 +16,7 @@ import pytest
 
 from npustream.asr.audio import load_audio
 from npustream.asr.decoder import WindowDecode
+from npustream.asr.vad import VoiceActivity
 from npustream.stream.captioner import DOUBT_CONTEXT, DOUBTFUL, RIGHT_CONTEXT, Captioner
 from npustream.stream.commit import norm
 from npustream.stream.config import StreamConfig
@@ -550,3 +551,71 @@ def test_a_pause_closes_over_a_doubted_word_only_once_it_heard_enough_after_it(a
     t_girl = next(t for t, e in events if e.kind == "final" for w in e.words if w.word == " girl")
     assert captioner.vad.speech_in(3.64, t_girl) >= DOUBT_CONTEXT
     assert text_of(events) == "gold ring will please most any girl. The long journey home took a year."
+
+
+class ReadsOverVad:
+    """A word for every 0.4 s of the VAD's speech in a recording (named by where it starts):
+    a window is read whole, except a full one (FULL s or more: the window overflows), which
+    is read only up to `short` s before its end, as Whisper reading a full window stops early
+    now and then. `short` None: every window is read as no words at all."""
+
+    FULL = 25.0  # s
+
+    def __init__(self, audio: np.ndarray, short: float | None):
+        vad = VoiceActivity(StreamConfig().vad_threshold, keep_seconds=len(audio) / 16000 + 1)
+        vad.push(audio)
+        self.vad, self.short, self.windows = vad, short, []
+        self.words = [
+            Word(a, min(a + 0.4, r.end), f" w{round(a * 100)}", 0.9)
+            for r in vad.regions(0.0, len(audio) / 16000)
+            for a in np.arange(r.start, r.end - 0.1, 0.4)
+        ]
+
+    def decode_window(self, audio, *, offset=0.0, **kwargs):
+        end = offset + len(audio) / 16000
+        self.windows.append((offset, end))
+        until = end - self.short if self.short is not None and end - offset >= self.FULL else end
+        words = (
+            () if self.short is None else tuple(w for w in self.words if offset <= w.start and w.end <= until)
+        )
+        text = "".join(w.word for w in words)
+        segments = (
+            (Segment(words[0].start, words[-1].end, text, (), 0.01, -0.2, 1.0, 0.0, words),) if words else ()
+        )
+        frames = len(audio) // 160
+        return WindowDecode("en", 1.0, segments, 0.01, -0.2, 0.0, False, frames, (), frames / 100)
+
+
+@pytest.fixture(scope="module")
+def lj_stream(audio_dir) -> np.ndarray:
+    return load_audio(audio_dir / "lj_stream_a.flac")[: 90 * 16000]
+
+
+@pytest.mark.parametrize("short", [12.0, 0.0])
+def test_a_full_window_read_short_keeps_the_speech_after_its_words(lj_stream, short):
+    """Decodes that cost 20 s of audio each: windows overflow (30 s), and each full one is read
+    only up to 12 s before its end (or whole), also the last at the end of the stream. The
+    words before that are final, and the speech after them is decoded again (the window was
+    cut 5 s before its end, and at the end of the stream all was final: 7 s of speech lost each
+    time): every word is published, once, in order, and no speech was left unread."""
+    recognizer = ReadsOverVad(lj_stream, short=short)
+    clock = FixedCost(recognizer, 20.0)
+    captioner = Captioner(clock, StreamConfig(source="sample", language="en"))
+    events = replay(lj_stream, captioner, clock=clock)
+    assert sum(b - a >= ReadsOverVad.FULL for a, b in recognizer.windows) >= 3  # the premise: overflows
+    assert [w.word.strip() for w in spoken(events)] == [w.word.strip() for w in recognizer.words]
+    assert captioner.guard.speech_unread == 0
+
+
+def test_speech_an_overflowing_window_must_cut_unread_is_counted(lj_stream):
+    """A recognizer that reads no words at all: a full window is cut OVERFLOW_KEEP s after its
+    start to free room, over speech without words, and the end of the stream leaves the rest
+    without words: all the heard speech is counted as unread."""
+    recognizer = ReadsOverVad(lj_stream, short=None)
+    clock = FixedCost(recognizer, 20.0)
+    captioner = Captioner(clock, StreamConfig(source="sample", language="en"))
+    events = replay(lj_stream, captioner, clock=clock)
+    assert recognizer.windows[-1][0] > 30  # the premise: windows overflowed
+    assert spoken(events) == []
+    heard = recognizer.vad.speech_in(0.0, len(lj_stream) / 16000)
+    assert captioner.guard.speech_unread == pytest.approx(heard, abs=0.5)

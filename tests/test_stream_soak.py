@@ -21,7 +21,7 @@ import zmq
 
 from npustream.protocol.control import request
 from tools import soak
-from tools.wer import wer
+from tools.wer import differences, wer
 
 pytestmark = pytest.mark.slow
 
@@ -183,8 +183,15 @@ def test_everything_fed_is_received_captioned_and_published_without_gaps(soaked,
     assert f"after {result.fed:.1f} s of audio" in ended.message  # every sample reached the daemon
     assert result.gaps == 0 and result.seq_holes() == 0
     assert status["audio_dropped"] == 0
-    error = wer(soak.references(transcripts, result.plan), result.text)
-    assert error <= 0.08, f"WER {error:.3f} over {result.fed:.0f} s"
+    reference = soak.references(transcripts, result.plan)
+    error = wer(reference, result.text)
+    assert error <= 0.08, f"WER {error:.3f} over {result.fed:.0f} s: " + "; ".join(
+        differences(reference, result.text)
+    )
+    # Speech without words: 0-0.5 s a pass of lj_stream_a (the tail of a sentence's last word
+    # that its alignment leaves out, "themselves." at 120.88 s); a phrase lost is 2 s ("And so
+    # my fellow Americans", when a full window was cut 5 s before its end).
+    assert status["speech_unread"] <= 1.5, f"{status['speech_unread']} s of speech without words"
     assert len(result.finals) >= len(result.plan.names)  # at least one utterance closed per clip
 
 

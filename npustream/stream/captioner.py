@@ -12,7 +12,9 @@ it: a decode could not close it yet), and then:
   - the utterance ended (the audio ends in utterance_end_ms of silence): every pending word
     is final and the window is cut in the silence;
   - the window is about to overflow: the words before the last segment boundary (or all but
-    the last few seconds) are final and the window is cut there;
+    the last few seconds) are final and the window is cut there, but not past speech the
+    hypothesis has no words for (Whisper stops early in a full window now and then): that
+    speech stays for the next decode;
   - otherwise (also in a pause shorter than that: it only stops the speech) local agreement
     decides between readings of different audio (AGREEMENT_SPAN apart, and all those between;
     a word the decoder doubts waits for more speech after it), and a window longer than
@@ -25,7 +27,8 @@ Finals read as sentences: a full stop before a word Whisper reads in lower case 
 word after a full stop already published (with an utterance's end) starts with a capital.
 Words only become final when the hypothesis accounts for the speech the VAD heard before them
 (guards.py). The window is cut in pauses (silence to the VAD), at final segment boundaries
-(never into a word that is not final yet), or, on overflow, where it must.
+(never into a word that is not final yet), or, on overflow, where it must. Heard speech that
+leaves the window without final words for it is counted (HypothesisGuard.speech_unread).
 """
 
 from __future__ import annotations
@@ -102,6 +105,7 @@ class Captioner:
         self.stats = UpdateStats()
         self.segments = Segments()
         self._handled_until = 0.0  # speech before this needs no more decoding
+        self._counted_until = 0.0  # heard speech without final words is counted up to here (_count_unread)
         self._last_segments = None  # the last decode's result, while it may still be reused
         # Recent decodes: agreement pairs a hypothesis with the newest one that heard different
         # audio (_previous_reading).
@@ -132,7 +136,7 @@ class Captioner:
         self._last_segments = None
         self.window.jump(seconds)
         self.vad.reset(self.window.end)
-        self._handled_until = self._last_update_end = self.window.end
+        self._handled_until = self._last_update_end = self._counted_until = self.window.end
         self._awaiting = None
         return events
 
@@ -179,7 +183,21 @@ class Captioner:
     # -- the update -------------------------------------------------------------------------
     def update(self) -> list[CaptionEvent]:
         """Decode the pending audio (or reuse a decode that heard it out), close the utterances
-        its pauses end, decide which words are final, publish, and cut the window."""
+        its pauses end, decide which words are final, publish, and cut the window; count the
+        heard speech it moved past without words for it."""
+        events = self._update()
+        self._count_unread()
+        return events
+
+    def _count_unread(self, upto: float | None = None) -> None:
+        """Heard speech that left the window (up to `upto`: all of it at the end of the stream)
+        with no final word for it: no later decode can read it."""
+        upto = self.window.start if upto is None else upto
+        if upto > self._counted_until:
+            self.guard.count_unread(self.policy.finals, self._counted_until, upto)
+            self._counted_until = upto
+
+    def _update(self) -> list[CaptionEvent]:
         w = self.window
         self._count_hops()
         ended = self._endpoint_reached()
@@ -211,7 +229,8 @@ class Captioner:
         self._label_language()  # the utterances closed above keep the language they were read in
         held = self._hold(words, previous, since, closing, overflow, held)
         ended = closing and not held
-        commit = self._commit(words, previous, segments, ended, overflow, held)
+        overflow_cut = self._overflow_cut(words, segments, since) if overflow and not ended else None
+        commit = self._commit(words, previous, ended, overflow_cut, held)
         self._readings.append(_Reading(w.end, words))
         self._last_segments = None if (held or ended) else segments
         events += self._final(
@@ -232,7 +251,7 @@ class Captioner:
             final=[e.text for e in events if e.kind == "final"],
             partial="".join(x.word for x in self.segments.partial),
         )
-        self._cut(segments, commit, ended, pauses, overflow, held)
+        self._cut(segments, commit, ended, pauses, overflow_cut, held)
         return events
 
     def _count_hops(self) -> None:
@@ -327,7 +346,12 @@ class Captioner:
         return bool(agreed) and not self.guard.trust(words, since, agreed[-1].end)
 
     def _commit(
-        self, words: list[Word], previous: _Reading, segments, closing: bool, overflow: bool, held: bool
+        self,
+        words: list[Word],
+        previous: _Reading,
+        closing: bool,
+        overflow_cut: _OverflowCut | None,
+        held: bool,
     ) -> Commit:
         """Which words are final. Local agreement between hypotheses of different audio
         (_agreed), less words ending so close to the window's end they may be cut off
@@ -335,13 +359,13 @@ class Captioner:
         (_final). Words before a pause that agreement leaves pending wait for the speech after
         it (a pause inside the window then commits them, read in context, as offline
         transcription reads them) or for utterance_end_ms of silence: then all are final. On
-        overflow: those before the cut.
+        overflow: those before the cut (_overflow_cut).
         None when held."""
         pending = self.policy.pending(words)
         if closing:
             return self.policy.commit_first(words, len(pending))
-        if overflow:
-            return self.policy.commit_before(words, self._overflow_cut(segments))
+        if overflow_cut is not None:
+            return self.policy.commit_before(words, overflow_cut.final_before)
         if held:
             return Commit([], pending)
         n = len(self._agreed(words, previous))
@@ -450,7 +474,9 @@ class Captioner:
             self._sentence_ended = out[-1].word.endswith(SENTENCE_END)
         return self.segments.final(out, segment_end=segment_end)
 
-    def _cut(self, segments, commit: Commit, ended: bool, pauses, overflow: bool, held: bool) -> None:
+    def _cut(
+        self, segments, commit: Commit, ended: bool, pauses, overflow_cut: _OverflowCut | None, held: bool
+    ) -> None:
         """Cut the window: after an utterance's end (only a lead-in stays), where an overflow
         must (even into a pending word), or else as short as LEFT_CONTEXT before the first
         pending word allows (decode time grows with the words in the window): at the newest
@@ -464,8 +490,8 @@ class Captioner:
         if ended:
             self._handled_until = w.end
             w.trim_to(w.end - self._preroll)
-        elif overflow:
-            w.trim_to(self._overflow_cut(segments))
+        elif overflow_cut is not None:
+            w.trim_to(overflow_cut.trim_at)
             self._handled_until = max(self._handled_until, w.start)
         elif not held:
             keep_from = (commit.tail[0].start if commit.tail else w.end) - LEFT_CONTEXT
@@ -485,16 +511,20 @@ class Captioner:
         self.window.trim_to(t)
 
     def finish(self, decode: bool = True) -> list[CaptionEvent]:
-        """End of stream: decode what is left (decode=True) or make the pending partial final."""
+        """End of stream: decode what is left (decode=True) or make the pending partial final.
+        A hypothesis that stops before the speech does (Whisper now and then does in a long
+        window) makes the words before that speech final, and the window from LEFT_CONTEXT
+        before it is decoded again."""
+        events: list[CaptionEvent] = []
         if decode and self._pending_speech() * 1000 >= self.cfg.min_speech_ms:
-            words = [wd for seg in self._decode() for wd in seg.words]
-            since = self._pending_start()
-            if not self.guard.trust(words, since, self.vad.last_speech_end() or self.window.end):
-                retry = [wd for seg in self._decode() for wd in seg.words]  # without the prompt
-                if len(self.policy.pending(retry)) > len(self.policy.pending(words)):
-                    words = retry
-            self._reread_mark(words)
-            self._label_language()
+            while True:
+                since = self._pending_start()
+                words = self._read_rest(since)
+                hole = self.guard.first_hole(words, since, self.window.end)
+                if hole is None or not self.policy.pending_before(words, hole):
+                    break
+                events += self._final(self.policy.commit_before(words, hole).final, segment_end=False)
+                self.window.trim_to(hole - LEFT_CONTEXT)
             commit = self.policy.commit_all(words)
             logger.debug(
                 "finish",
@@ -505,7 +535,21 @@ class Captioner:
         else:
             commit = self.policy.commit_all(list(self.segments.partial))
         self._handled_until = self.window.end
-        return self._final(commit.final, segment_end=True)
+        events += self._final(commit.final, segment_end=True)
+        self._count_unread(self.window.end)
+        return events
+
+    def _read_rest(self, since: float) -> list[Word]:
+        """The window's words at the end of the stream: decoded again without the prompt when
+        the hypothesis leaves heard speech out, and that reading kept if it has more words."""
+        words = [wd for seg in self._decode() for wd in seg.words]
+        if not self.guard.trust(words, since, self.vad.last_speech_end() or self.window.end):
+            retry = [wd for seg in self._decode() for wd in seg.words]  # without the prompt
+            if len(self.policy.pending(retry)) > len(self.policy.pending(words)):
+                words = retry
+        self._reread_mark(words)
+        self._label_language()
+        return words
 
     def _decode(self, full_context_retry: bool = True):
         """The window's hypothesis as segments of heard words; None when it is unreliable and
@@ -566,14 +610,28 @@ class Captioner:
             self.segments.language, self.segments.language_probability = self._detected
             self._detected = None
 
-    def _overflow_cut(self, segments) -> float:
+    def _overflow_cut(self, words: list[Word], segments, since: float) -> _OverflowCut:
         """Where an overflowing window is made final and cut: its last segment boundary, or
-        OVERFLOW_KEEP before its end when there is none (or none that frees enough)."""
+        OVERFLOW_KEEP before its end when there is none (or none that frees enough); but never
+        past speech the hypothesis has no words for. Whisper reading a full window stops early
+        now and then (the 5-minute soak on a busy machine: "... and it was natural therefore."
+        with "And so my fellow Americans" 2 s later, the window cut 5 s before its end: lost).
+        Then the words before that speech are final and the window keeps it, with LEFT_CONTEXT
+        before it, for the next decode, as long as the cut frees OVERFLOW_KEEP; speech cut
+        away without words all the same is counted (_count_unread)."""
         w = self.window
         boundaries = [seg.words[-1].end for seg in segments[:-1] if seg.words]
-        if boundaries and boundaries[-1] - w.start >= OVERFLOW_KEEP:
-            return boundaries[-1]
-        return w.end - OVERFLOW_KEEP
+        cut = (
+            boundaries[-1]
+            if boundaries and boundaries[-1] - w.start >= OVERFLOW_KEEP
+            else w.end - OVERFLOW_KEEP
+        )
+        hole = self.guard.first_hole(words, since, cut)
+        if hole is None:
+            return _OverflowCut(cut, cut)
+        least = w.start + OVERFLOW_KEEP
+        trim_at = max(hole - LEFT_CONTEXT, least)
+        return _OverflowCut(max(hole, least), trim_at)
 
     def _final_segment_boundary(self, segments, before: float) -> float | None:
         """The newest end of a segment whose words are all final, no later than `before`."""
@@ -594,6 +652,14 @@ def _lower_case(word: Word) -> bool:
 def _capitalised(text: str) -> str:
     i = len(text) - len(text.lstrip())
     return text[:i] + text[i : i + 1].upper() + text[i + 1 :]
+
+
+@dataclass(frozen=True)
+class _OverflowCut:
+    """An overflowing window's words ending by final_before are final; it is cut at trim_at."""
+
+    final_before: float
+    trim_at: float
 
 
 @dataclass(frozen=True)

@@ -141,9 +141,15 @@ class Daemon:
         if ended:
             self._emit(self.captioner.finish(decode=True))
             self.counters.source_state = "ended"
-            seconds = self.counters.stream_time
-            self._publish_status("source_ended", f"{self.source.name} ended after {seconds:.1f} s of audio")
-            logger.info("source_ended", source=self.source.name, seconds=round(seconds, 2))
+            seconds, unread = self.counters.stream_time, self.captioner.guard.speech_unread
+            self._publish_status(
+                "source_ended",
+                f"{self.source.name} ended after {seconds:.1f} s of audio "
+                f"({unread:.1f} s of its speech without words)",
+            )
+            logger.info(
+                "source_ended", source=self.source.name, seconds=round(seconds, 2), speech_unread=unread
+            )
             error = getattr(self.source, "error", None)
             if error:
                 raise AudioError(f"{self.source.name} failed after {seconds:.1f} s of audio: {error}")

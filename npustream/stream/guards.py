@@ -9,10 +9,13 @@ the words around such a hole final, or closing the utterance over it, would lose
 for good. So before words become final, the speech the VAD heard up to them must be explained
 by the hypothesis' words; if not, nothing is committed and the next decode retries without
 the prompt. The same doubt raised twice is let go: a cough or a laugh is speech to the VAD
-and no words to Whisper.
+and no words to Whisper. Heard speech the captions moved past without words for it is
+counted (count_unread: `speech_unread`, seconds).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from npustream.asr.vad import SpeechRegion, VoiceActivity
 from npustream.stream.commit import CommitPolicy, cut_repetition
@@ -31,6 +34,7 @@ class HypothesisGuard:
         self.dropped_words = 0  # outside VAD speech, or cut as a repetition loop
         self.retries = 0  # commits held back because the hypothesis left heard speech out
         self.retry_unprompted = False  # the next decode should go without the prompt
+        self.speech_unread = 0.0  # s of heard speech the captions moved past without words for it
         self._doubted: float | None = None  # where the last unexplained speech began
 
     def heard(self, words: tuple[Word, ...], t0: float, t1: float) -> tuple[Word, ...]:
@@ -58,15 +62,35 @@ class HypothesisGuard:
         """May words up to t1 become final? The speech heard in [t0, t1) is explained."""
         return self._accept(t0, self.unexplained(words, t0, t1) < UNEXPLAINED_SPEECH)
 
+    def first_hole(self, words: list[Word], t0: float, t1: float) -> float | None:
+        """Where the first stretch of heard speech in [t0, t1) that no pending word accounts for
+        (UNEXPLAINED_SPEECH of it before the first word, between two, or after the last) begins:
+        the end of the word before it, or t0. None when the words account for it all."""
+        gaps = self._gaps(self.policy.pending(words), t0, t1)
+        return next((at for at, speech in gaps if speech >= UNEXPLAINED_SPEECH), None)
+
     def unexplained(self, words: list[Word], t0: float, t1: float) -> float:
         """Seconds of VAD speech in [t0, t1) that no pending word's span (widened) covers."""
-        covered, cursor = 0.0, t0
-        for x in self.policy.pending(words):
-            a, b = max(x.start - EXPLAIN_MARGIN, cursor), min(x.end + EXPLAIN_MARGIN, t1)
-            if b > a:
-                covered += self.vad.speech_in(a, b)
-                cursor = b
-        return self.vad.speech_in(t0, t1) - covered
+        return sum(speech for _, speech in self._gaps(self.policy.pending(words), t0, t1))
+
+    def count_unread(self, finals: Sequence[Word], t0: float, t1: float) -> None:
+        """The captions moved past [t0, t1): each stretch of its heard speech (UNEXPLAINED_SPEECH
+        or more) that no final word stands for is counted in speech_unread."""
+        self.speech_unread += sum(s for _, s in self._gaps(finals, t0, t1) if s >= UNEXPLAINED_SPEECH)
+
+    def _gaps(self, words: Sequence[Word], t0: float, t1: float):
+        """(where it begins: the end of the word before it, or t0; its VAD speech in s) for each
+        gap in [t0, t1) between the words' spans, widened by EXPLAIN_MARGIN, in time order."""
+        cursor = start = t0
+        for x in words:
+            gap_end = min(x.start - EXPLAIN_MARGIN, t1)
+            if gap_end > cursor:
+                yield start, self.vad.speech_in(cursor, gap_end)
+            if x.end + EXPLAIN_MARGIN > cursor:
+                cursor, start = x.end + EXPLAIN_MARGIN, x.end
+            if cursor >= t1:
+                return
+        yield start, self.vad.speech_in(cursor, t1)
 
     def _accept(self, key: float, trusted: bool) -> bool:
         if trusted:

@@ -87,6 +87,7 @@ def status_body(counters: LoopCounters, cfg, recognizer, captioner, source, publ
         "decode_seconds": round(stats.decode_seconds, 3),
         "windows_skipped": stats.skipped,
         "audio_dropped": round(dropped, 3),
+        "speech_unread": round(captioner.guard.speech_unread, 3),
         "hallucinated_words_dropped": captioner.guard.dropped_words,
         "retried": captioner.guard.retries,
         "reused": stats.reused,

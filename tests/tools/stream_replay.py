@@ -55,10 +55,11 @@ class FixedCost:
 def replay(audio: np.ndarray, captioner, block: float = BLOCK_SECONDS, clock=None):
     """Feed 16 kHz audio to a Captioner as the daemon would; returns every caption event with
     the stream time it was published at. clock: the captioner's recognizer wrapped in CpuClock
-    (decodes cost their CPU seconds) or FixedCost, or None (decodes cost nothing)."""
+    (decodes cost their CPU seconds) or FixedCost, or None (decodes cost nothing). Like the
+    daemon, it pushes no more than the window has room for: the rest waits (a pipe is held)."""
     t, fed, events = 0.0, 0, []
     while True:
-        target = min(len(audio), int(t * 16000))
+        target = min(len(audio), int(t * 16000), fed + captioner.room())  # as the daemon reads
         if target > fed:
             captioner.push(audio[fed:target])
             fed = target

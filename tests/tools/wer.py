@@ -12,6 +12,7 @@ alignment of the normalised texts.
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 
@@ -159,3 +160,14 @@ def wer(reference: str, hypothesis: str, *, apply_normalize: bool = True) -> flo
     if n_ref == 0:
         raise ValueError("WER is undefined for a reference with no words")
     return (subs + dels + ins) / n_ref
+
+
+def differences(reference: str, hypothesis: str, limit: int = 30) -> list[str]:
+    """The (normalised) words that differ, as "before [reference] -> [hypothesis]" lines, for
+    a failing test's message: WER says how much, these say what."""
+    ref, hyp = normalize(reference).split(), normalize(hypothesis).split()
+    out = []
+    for op, a, b, c, d in difflib.SequenceMatcher(None, ref, hyp, autojunk=False).get_opcodes():
+        if op != "equal":
+            out.append(f"{' '.join(ref[max(0, a - 3) : a])} [{' '.join(ref[a:b])}] -> [{' '.join(hyp[c:d])}]")
+    return out[:limit]
