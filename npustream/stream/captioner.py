@@ -514,17 +514,22 @@ class Captioner:
         """End of stream: decode what is left (decode=True) or make the pending partial final.
         A hypothesis that stops before the speech does (Whisper now and then does in a long
         window) makes the words before that speech final, and the window from LEFT_CONTEXT
-        before it is decoded again."""
+        before it (then from where it starts) is decoded again."""
         events: list[CaptionEvent] = []
         if decode and self._pending_speech() * 1000 >= self.cfg.min_speech_ms:
             while True:
                 since = self._pending_start()
                 words = self._read_rest(since)
                 hole = self.guard.first_hole(words, since, self.window.end)
-                if hole is None or not self.policy.pending_before(words, hole):
+                if hole is None:
                     break
                 events += self._final(self.policy.commit_before(words, hole).final, segment_end=False)
-                self.window.trim_to(hole - LEFT_CONTEXT)
+                # Whisper that read past the words it knew and stopped ("therefore..." with
+                # JFK's 8 s after it) reads that speech in a window that starts near it.
+                start = hole - LEFT_CONTEXT if hole - LEFT_CONTEXT > self.window.start + 0.01 else hole
+                if start <= self.window.start + 0.01:
+                    break
+                self.window.trim_to(start)
             commit = self.policy.commit_all(words)
             logger.debug(
                 "finish",
