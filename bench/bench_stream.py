@@ -1,8 +1,11 @@
 """The streaming daemon at its defaults on every shared file, in real time, against offline
-transcription of the same files with the same model, measured in the same run.
+transcription of the same files with the same model, measured in the same run; and on a
+meeting-like build of them (bench/crosstalk.py: turns of different speakers with no pause or
+over each other's last words, 48 kHz stereo; --no-crosstalk skips it).
 
     PYTHONPATH=tests python bench/bench_stream.py [--files a.flac ...] [--speed 1] [--no-bound]
-                                                   [--no-peer] [--json out.json] [-- daemon flags]
+                                                   [--no-peer] [--no-crosstalk] [--json out.json]
+                                                   [-- daemon flags]
 
 Each file is played to `npustream run --source file:PATH` (no other flags unless given after
 `--`) while a subscriber records every caption. Per file it prints (all measured):
@@ -209,6 +212,7 @@ def main() -> int:
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--no-bound", action="store_true", help="skip the zero-cost-decode lower bound")
     parser.add_argument("--no-peer", action="store_true", help="skip the streaming peer")
+    parser.add_argument("--no-crosstalk", action="store_true", help="skip the meeting-like build")
     parser.add_argument(
         "--cpu-clock",
         action="store_true",
@@ -219,6 +223,8 @@ def main() -> int:
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
 
+    import crosstalk
+
     from npustream import log
     from npustream.asr.recognizer import Recognizer, RecognizerConfig
     from npustream.stream.config import StreamConfig
@@ -227,7 +233,11 @@ def main() -> int:
 
     log.configure("warning")
     transcripts = json.loads((AUDIO / "transcripts.json").read_text())
-    files = args.files or sorted(transcripts)
+    sources = {name: (AUDIO / name, t["text"]) for name, t in transcripts.items()}  # name: (path, reference)
+    if not args.no_crosstalk:
+        build = Path(tempfile.mkdtemp(prefix="npustream-bench-")) / crosstalk.NAME
+        sources[crosstalk.NAME] = (build, crosstalk.build(AUDIO, build))
+    files = args.files or list(sources)
     flags = " ".join(["--source file:PATH", *args.daemon_flags])
     print(f"bench_stream {datetime.now().isoformat(timespec='minutes')} on {os.uname().nodename}, "
           f"{os.cpu_count()} cores; daemon flags: {flags}")  # fmt: skip
@@ -235,9 +245,9 @@ def main() -> int:
     model_dir = offline.model_dir
     rows = []
     for name in files:
-        reference = transcripts[name]["text"]
-        offline_text = transcribe_file(offline, AUDIO / name).text
-        result = stream_file(AUDIO / name, args.speed, args.daemon_flags)
+        path, reference = sources[name]
+        offline_text = transcribe_file(offline, path).text
+        result = stream_file(path, args.speed, args.daemon_flags)
         result["wer"], result["offline_wer"] = wer(reference, result["text"]), wer(reference, offline_text)
         result["file"] = name
         rows.append(result)
@@ -254,9 +264,9 @@ def main() -> int:
     if not args.no_bound:
         recognizer = daemon_recognizer()
         for row in rows:
-            row["bound"] = virtual_clock(AUDIO / row["file"], recognizer, cpu_clock=False)
+            row["bound"] = virtual_clock(sources[row["file"]][0], recognizer, cpu_clock=False)
             if args.cpu_clock:
-                row["cpu_clock"] = virtual_clock(AUDIO / row["file"], recognizer, cpu_clock=True)
+                row["cpu_clock"] = virtual_clock(sources[row["file"]][0], recognizer, cpu_clock=True)
             clock = f", cpu clock {figures(row['cpu_clock'])} s" if "cpu_clock" in row else ""
             print(
                 f"  {row['file']}: bound {figures(row['bound'])} s{clock}, load {os.getloadavg()[0]:.2f}",
@@ -268,11 +278,11 @@ def main() -> int:
     elif not args.no_peer:
         threads = StreamConfig().decode_threads
         for row in rows:
-            peer = row["peer"] = peer_stream(AUDIO / row["file"], model_dir, threads)
+            peer = row["peer"] = peer_stream(sources[row["file"]][0], model_dir, threads)
             if "error" in peer:
                 print(f"  {row['file']}: {peer['error']}", flush=True)
                 continue
-            peer["wer"] = wer(transcripts[row["file"]]["text"], peer["text"])
+            peer["wer"] = wer(sources[row["file"]][1], peer["text"])
             print(f"  {row['file']}: peer {figures(peer['latencies'])} s, bound {figures(peer['bound'])} s, "
                   f"load {peer['load']}", flush=True)  # fmt: skip
     report(rows)
