@@ -95,30 +95,6 @@ def test_a_slow_engine_loses_no_speech_where_whisper_stops_early(recognizer, aud
     assert captioner.guard.speech_unread <= 0.5
 
 
-@pytest.mark.slow
-def test_a_new_speaker_straight_after_another_is_read_as_offline_reads_it(recognizer, audio_dir, tmp_path):
-    """The bench's crosstalk build (five turns of the shared clips, no pause between them or
-    talking over the last words of the one before; 48 kHz stereo), 0.24 s a decode. With 2 s of
-    audio kept before the first pending word (LEFT_CONTEXT), the window held seconds of the
-    previous speaker when libri_1's second turn began, and its first words were final as "Norris
-    Mr. Quilters" (offline: "Nor is Mr. Quilter's"). Nothing lost or said twice."""
-    from bench import crosstalk
-
-    path = tmp_path / crosstalk.NAME
-    reference = crosstalk.build(audio_dir, path)
-    audio = load_audio(path)
-    clock = FixedCost(recognizer, 0.24)
-    captioner = Captioner(clock, StreamConfig(source=f"file:{path}"))
-    events = replay(audio, captioner, clock=clock)
-    words = [w for _, e in events if e.kind == "final" for w in e.words]
-    text = "".join(w.word for w in words)
-    assert normalize(text).split().count("nor") == 2, "; ".join(differences(reference, text))
-    assert wer(reference, text) <= 0.03, "; ".join(differences(reference, text))
-    assert all(a.end <= b.start + 1e-6 for a, b in zip(words, words[1:]))
-    assert_nothing_lost(captioner, audio, words)
-    assert captioner.guard.speech_unread == 0
-
-
 def test_a_long_prompt_leaves_the_window_its_tokens(recognizer, audio_dir, transcripts):
     """ctranslate2 counts the prompt in max_length: a 200-token prompt must not starve the
     decode of the window's own text."""

@@ -56,13 +56,9 @@ OVERFLOW_KEEP = 5.0  # s: on overflow without a segment boundary, this much stay
 TRIM_MARGIN = 0.25  # s of audio kept before the first word that is not final yet
 PAUSE_RUN_ON = 0.4  # s a last word's aligned end may run on into the pause after it
 REUSE_MARGIN = 0.1  # s a decoded window must reach past the last speech for its words to be complete
-# s of audio kept before the first pending word when the window is cut. Whisper mishears a first
-# word it hears without anything before it ("ask not" after "my fellow Americans," -> "As not"),
-# and a new speaker's first words when the window holds seconds of the one before: with 2 s, a
-# turn straight after another's "come quickly." was read "Norris Mr. Quilters" for "Nor is Mr.
-# Quilter's" (six turns of the shared clips without pauses, model clock at 0.2-0.36 s a decode:
-# WER 2.5-4.4 %, offline 0; with 1 s, 0.6-2.5 %). The text before the window is in the prompt.
-LEFT_CONTEXT = 1.0
+# s of audio kept before the first pending word when the window is cut: Whisper mishears a first
+# word it hears without the words before it ("ask not" after "my fellow Americans," -> "As not").
+LEFT_CONTEXT = 2.0
 EDGE_MARGIN = 0.3  # s: a word ending closer than this to the window's end may be cut off mid-word
 OVERFLOW_MARGIN = 2.0  # s of room left when the window counts as about to overflow
 # Readings agree as evidence only over different audio: a word is final when the reading that
