@@ -27,8 +27,10 @@ Finals read as sentences: a full stop before a word Whisper reads in lower case 
 word after a full stop already published (with an utterance's end) starts with a capital.
 Words only become final when the hypothesis accounts for the speech the VAD heard before them
 (guards.py). The window is cut in pauses (silence to the VAD), at final segment boundaries
-(never into a word that is not final yet), or, on overflow, where it must. Heard speech that
-leaves the window without final words for it is counted (HypothesisGuard.speech_unread).
+(never into a word that is not final yet), before a sentence that follows the last one with no
+pause (a speaker turn, as a rule: the new voice is then read without seconds of the old one), or,
+on overflow, where it must. Heard speech that leaves the window without final words for it is
+counted (HypothesisGuard.speech_unread).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ REUSE_MARGIN = 0.1  # s a decoded window must reach past the last speech for its
 # s of audio kept before the first pending word when the window is cut: Whisper mishears a first
 # word it hears without the words before it ("ask not" after "my fellow Americans," -> "As not").
 LEFT_CONTEXT = 2.0
+ABBREVIATION_LETTERS = 3  # a capitalised word this short before a full stop may be a title ("Mrs.")
+UNREAD_TURN = 1.0  # s of speech after a sentence end that a reading stopping there leaves unread
 EDGE_MARGIN = 0.3  # s: a word ending closer than this to the window's end may be cut off mid-word
 OVERFLOW_MARGIN = 2.0  # s of room left when the window counts as about to overflow
 # Readings agree as evidence only over different audio: a word is final when the reading that
@@ -481,9 +485,11 @@ class Captioner:
         must (even into a pending word), or else as short as LEFT_CONTEXT before the first
         pending word allows (decode time grows with the words in the window): at the newest
         final segment end that leaves that much, or past trim_seconds at the newest such final
-        word. Never into a word that is not final yet, and not after a held hypothesis: one that
-        left heard speech out may end its words early too ("1455" aligned 0.5 s before its
-        speech ended: a cut there left the rest to the next window, read as "55")."""
+        word; right before the held word when the next sentence follows it straight away
+        (_sentence_end_straight_before). Never into a word that is not final yet, and not after
+        a held hypothesis: one that left heard speech out may end its words early too ("1455"
+        aligned 0.5 s before its speech ended: a cut there left the rest to the next window, read
+        as "55")."""
         w = self.window
         if pauses:
             self._handled_until = (pauses[-1].start + pauses[-1].end) / 2
@@ -501,8 +507,37 @@ class Captioner:
             if cut is None and w.duration > self.cfg.trim_seconds:
                 ends = [wd.end for wd in self.policy.finals if wd.end <= keep_from]
                 cut = ends[-1] if ends else None
+            sentence_end = self._sentence_end_straight_before(commit.tail)
+            if sentence_end is not None:
+                ends = [wd.end for wd in self.policy.finals if wd.end <= sentence_end.start - TRIM_MARGIN]
+                cut = ends[-1] if ends else cut  # (the newest final word end: later than cut, if any)
             if cut is not None:
                 self._trim_before_tail(cut, commit.tail)
+
+    def _sentence_end_straight_before(self, tail: Sequence[Word]) -> Word | None:
+        """The final word that ends a sentence right before the pending words, when they start
+        the next one (a capital) with no pause between: a speaker turn, as a rule, in a meeting.
+        Whisper reads a turn's first words with the previous voice in the window as if they went
+        on from it ("Norris Mr. Quilter's" after "... come quickly.", with 2-6 s of that voice;
+        "Nor is Mr. Quilter's" from a window starting 0.3-0.8 s before the turn), so the window
+        then keeps only that word before them (a held mark is read again). Not across a pause,
+        where a reading's sentence end is often a comma in context ("for you. Ask" / "for you,
+        ask what"), nor after an abbreviation ("Mr. Quilter")."""
+        if (tail and _lower_case(tail[0])) or not self.policy.finals:
+            return None
+        held = self._held_mark
+        if held is not None:
+            word, ends = held.word, held.mark.endswith(SENTENCE_END) and not held.goes_on
+        else:
+            word, ends = self.policy.finals[-1], self._sentence_ended
+        if not tail:
+            # The reading stops at the sentence end, seconds of speech after it unread: the next
+            # voice started over the last one's final words, and Whisper heard it as noise.
+            if self.vad.speech_in(word.end, self.window.end) < UNREAD_TURN:
+                return None
+        until = tail[0].end if tail else self.window.end
+        straight = not self.vad.pauses(word.start, until, self._endpoint)
+        return word if ends and straight and not _abbreviation(word.word) else None
 
     def _trim_before_tail(self, t: float, tail) -> None:
         """Cut the window at t, but never into a word that is not final yet."""
@@ -652,6 +687,13 @@ def _lower_case(word: Word) -> bool:
     """The word starts in lower case (a letter that has a capital)."""
     first = word.word.strip()[:1]
     return first != first.upper()
+
+
+def _abbreviation(word: str) -> bool:
+    """A title or initial Whisper writes with a full stop ("Mr", "Dr", "St", "J", "U.S"): a
+    capitalised word of at most ABBREVIATION_LETTERS letters, or one with a stop inside."""
+    text = word.strip().rstrip(MARKS)
+    return "." in text or (text[:1].isupper() and len(text) <= ABBREVIATION_LETTERS)
 
 
 def _capitalised(text: str) -> str:
