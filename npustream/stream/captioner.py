@@ -505,14 +505,16 @@ class Captioner:
                 keep_from = min(keep_from, self._held_mark.word.start - TRIM_MARGIN)
             cut = self._final_segment_boundary(segments, keep_from)
             if cut is None and w.duration > self.cfg.trim_seconds:
-                ends = [wd.end for wd in self.policy.finals if wd.end <= keep_from]
-                cut = ends[-1] if ends else None
+                cut = self._newest_final_end(keep_from)
             sentence_end = self._sentence_end_straight_before(commit.tail)
-            if sentence_end is not None:
-                ends = [wd.end for wd in self.policy.finals if wd.end <= sentence_end.start - TRIM_MARGIN]
-                cut = ends[-1] if ends else cut  # (the newest final word end: later than cut, if any)
+            if sentence_end is not None:  # (a final word end at or after any cut above)
+                cut = self._newest_final_end(sentence_end.start - TRIM_MARGIN) or cut
             if cut is not None:
                 self._trim_before_tail(cut, commit.tail)
+
+    def _newest_final_end(self, before: float) -> float | None:
+        ends = [wd.end for wd in self.policy.finals if wd.end <= before]
+        return ends[-1] if ends else None
 
     def _sentence_end_straight_before(self, tail: Sequence[Word]) -> Word | None:
         """The final word that ends a sentence right before the pending words, when they start
