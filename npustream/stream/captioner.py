@@ -532,14 +532,14 @@ class Captioner:
             word, ends = held.word, held.mark.endswith(SENTENCE_END) and not held.goes_on
         else:
             word, ends = self.policy.finals[-1], self._sentence_ended
-        if not tail:
-            # The reading stops at the sentence end, seconds of speech after it unread: the next
-            # voice started over the last one's final words, and Whisper heard it as noise.
-            if self.vad.speech_in(word.end, self.window.end) < UNREAD_TURN:
-                return None
+        if not ends or _abbreviation(word.word):
+            return None
+        # With no words after it, the reading stops at the sentence end: seconds of speech after
+        # it unread are the next voice, started over the last one's final words (heard as noise).
+        if not tail and self.vad.speech_in(word.end, self.window.end) < UNREAD_TURN:
+            return None
         until = tail[0].end if tail else self.window.end
-        straight = not self.vad.pauses(word.start, until, self._endpoint)
-        return word if ends and straight and not _abbreviation(word.word) else None
+        return None if self.vad.pauses(word.start, until, self._endpoint) else word
 
     def _trim_before_tail(self, t: float, tail) -> None:
         """Cut the window at t, but never into a word that is not final yet."""
