@@ -1,7 +1,10 @@
 """The streaming daemon at its defaults on every shared file, in real time, against offline
 transcription of the same files with the same model, measured in the same run; and on a
 meeting-like build of them (bench/crosstalk.py: turns of different speakers with no pause or
-over each other's last words, 48 kHz stereo; --no-crosstalk skips it).
+over each other's last words, 48 kHz stereo; --no-crosstalk skips it); and on a real telephone
+call (tests/data/call_two_speakers.flac: two people, spontaneous, over each other's ends), which
+has no human transcript: its WER is against offline transcription's reading (offline 0 by
+construction), so it counts every word the stream reads otherwise.
 
     PYTHONPATH=tests python bench/bench_stream.py [--files a.flac ...] [--speed 1] [--no-bound]
                                                    [--no-peer] [--no-crosstalk] [--json out.json]
@@ -56,6 +59,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 AUDIO = REPO.parent / "shared" / "audio"
+CALL = REPO / "tests" / "data" / "call_two_speakers.flac"
 TARGET_MEDIAN, TARGET_P90, TARGET_MAX, TARGET_WER_POINTS, TARGET_CPU = 1.2, 2.0, 3.5, 1.0, 1.5
 
 
@@ -237,6 +241,7 @@ def main() -> int:
     if not args.no_crosstalk:
         build = Path(tempfile.mkdtemp(prefix="npustream-bench-")) / crosstalk.NAME
         sources[crosstalk.NAME] = (build, crosstalk.build(AUDIO, build))
+    sources[CALL.name] = (CALL, None)  # reference: offline's reading, below
     files = args.files or list(sources)
     flags = " ".join(["--source file:PATH", *args.daemon_flags])
     print(f"bench_stream {datetime.now().isoformat(timespec='minutes')} on {os.uname().nodename}, "
@@ -247,6 +252,8 @@ def main() -> int:
     for name in files:
         path, reference = sources[name]
         offline_text = transcribe_file(offline, path).text
+        if reference is None:
+            sources[name] = (path, reference := offline_text)
         result = stream_file(path, args.speed, args.daemon_flags)
         result["wer"], result["offline_wer"] = wer(reference, result["text"]), wer(reference, offline_text)
         result["file"] = name

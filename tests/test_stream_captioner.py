@@ -727,3 +727,21 @@ def test_a_reading_that_stops_at_a_sentence_end_with_speech_after_it_is_cut_ther
     assert text_of(events) == "gold ring will please most any girl. The long journey home took a year."
     t_the = next(t for t, e in events if e.kind == "final" for w in e.words if w.word == " The")
     assert t_the - fake.SECOND[0][2] < UNREAD_TURN + 1.5
+
+
+class SaidTwice(TwoLanguages):
+    """A word said twice ("A ring, ring will please ..."; a call's "Hello? Hello?"): each reading
+    has both, the second where the first was final a moment before."""
+
+    FIRST = [TwoLanguages.FIRST[0], ("ring,", 1.32, 1.54), *TwoLanguages.FIRST[2:]]
+
+
+def test_a_word_said_again_right_after_it_was_final_is_published_again(audio_dir):
+    """The reading that follows a final word with the same word read it in place too: the
+    repeat is new speech, not the final word heard again (a conversation on this machine lost
+    its second "Hello?" so, 0.5 s counted unread)."""
+    audio = load_audio(audio_dir / "osr_0034_8k.wav")[: 8 * 16000]
+    captioner = Captioner(SaidTwice(), StreamConfig(source="sample", language="en"))
+    events = replay(audio, captioner)
+    assert text_of(events) == "ring, ring will please most any girl. The long journey home took a year."
+    assert captioner.guard.speech_unread == 0

@@ -127,6 +127,26 @@ def test_an_echo_of_a_final_sentence_is_not_final_again():
     )
 
 
+def test_a_word_said_again_is_pending_but_an_echo_of_it_is_not():
+    # A call: "Hello?" is final; the next reading has it in place and then the other voice's
+    # "Hello?" (sure of it): pending. Prompted with "Hello? Hello?", Whisper base read a third
+    # "Hello?" of no length (p 0.35) after the two in place: an echo.
+    policy = CommitPolicy()
+    policy.commit_all([Word(6.54, 6.92, " Hello?", 0.8)])
+    again = [Word(6.54, 6.92, " Hello?", 0.8), Word(7.3, 7.82, " Hello?", 0.9), Word(8.32, 8.44, " Oh,", 0.6)]
+    assert texts(policy.pending(again)) == "Hello? Oh,"
+    assert texts(policy.commit_first(again, 1).final) == "Hello?"
+    echo = [
+        Word(7.44, 7.84, " Hello?", 0.52),
+        Word(8.08, 8.08, " Hello?", 0.35),
+        Word(8.3, 8.48, " Oh,", 0.8),
+    ]
+    assert texts(policy.pending(echo)) == "Oh,"
+    # Without the final word read in place, a repeat of it is the final word moved later.
+    moved = [Word(7.9, 8.3, " Hello?", 0.9), Word(8.32, 8.44, " Oh,", 0.6)]
+    assert texts(policy.pending(moved)) == "Oh,"
+
+
 def test_a_final_word_heard_again_as_another_word_is_not_final_twice():
     # `make run` once read "asked ask not": "asked" became final, then the decode that heard
     # "what your country" read the same audio as "ask", aligned a little later.

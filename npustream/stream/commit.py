@@ -30,6 +30,10 @@ PROMPT_CHARS = 200  # final text fed back as the decoder prompt (whisper_streami
 MAX_OVERLAP_WORDS = PROMPT_CHARS // 4
 
 
+# Probability of a word repeating the newest final word, read right after it in place, for it
+# to be that word said again (a conversation's "Hello? | Hello?" at 0.90), not Whisper echoing
+# its prompt ("Hello? Hello?" prompted: a third "Hello?" of no length at 0.35).
+SAID_AGAIN = 0.6
 LONG_PHRASE = 5  # words: a phrase this long said twice back to back is a loop, not speech
 
 
@@ -81,8 +85,15 @@ class CommitPolicy:
         """The part of a hypothesis that is not final yet: the words centred after the last
         final word's end (alignment may pull a new word's start back over silence, so not by
         start), less a repeat of the final words' tail (recognised by text: the timestamps of
-        an echo of the prompt, or of a final word decoded again, say nothing)."""
-        words = [w for w in hypothesis if (w.start + w.end) / 2 >= self.last_final_end - TIME_SLACK]
+        an echo of the prompt, or of a final word decoded again, say nothing), unless the
+        hypothesis read the newest final word where it was made final and the decoder is sure
+        of the word after it: then that word is said again ("Hello? Hello?", "I think, I
+        think")."""
+        after = [(w.start + w.end) / 2 >= self.last_final_end - TIME_SLACK for w in hypothesis]
+        words = [w for w, a in zip(hypothesis, after, strict=True) if a]
+        if words and words[0].probability >= SAID_AGAIN:
+            if self._read_in_place([w for w, a in zip(hypothesis, after, strict=True) if not a]):
+                return words
         # A final word whose timestamp moved later in this decode: recognise it by its text.
         recent = [norm(w.word) for w in list(self.finals)[-MAX_OVERLAP_WORDS:]]
         for k in range(min(len(recent), len(words)), 0, -1):
@@ -96,6 +107,15 @@ class CommitPolicy:
             if shared >= max(TIME_SLACK, SAME_AUDIO * (last.end - last.start)):
                 return words[1:]
         return words
+
+    def _read_in_place(self, before: list[Word]) -> bool:
+        """The newest final word is the last of these words before the pending ones, read
+        again over most of its own audio."""
+        if not before or not self.finals:
+            return False
+        last, word = self.finals[-1], before[-1]
+        shared = min(word.end, last.end) - max(word.start, last.start)
+        return norm(word.word) == norm(last.word) and shared >= SAME_AUDIO * (last.end - last.start)
 
     def agreed(self, hypothesis: list[Word], previous: list[Word]) -> list[Word]:
         """LocalAgreement-2: the common prefix of this hypothesis' pending tail and a previous
