@@ -304,22 +304,22 @@ def report(rows: list[dict]) -> None:
     print("\nfinal-word latency s (median / p90 / max), measured; bound: the same captioner with decodes "
           "that cost nothing")  # fmt: skip
     print("cpu clock: decodes costing their CPU seconds on a virtual clock (--cpu-clock; one decoder thread)")
-    print(f"{'file':20s} {'latency':>20s} {'bound':>20s} {'cpu clock':>20s} {'WER':>6s} {'offline':>7s} "
+    print(f"{'file':22s} {'latency':>20s} {'bound':>20s} {'cpu clock':>20s} {'WER':>6s} {'offline':>7s} "
           f"{'CPU':>5s} {'decodes':>7s} {'load before/after':>17s}")  # fmt: skip
     for r in rows:
         bound = figures(r["bound"]) if "bound" in r else "-"
         cpu_clock = figures(r["cpu_clock"]) if "cpu_clock" in r else "-"
-        print(f"{r['file']:20s} {figures(r['latencies']):>20s} {bound:>20s} {cpu_clock:>20s} {r['wer']:6.1%} "
+        print(f"{r['file']:22s} {figures(r['latencies']):>20s} {bound:>20s} {cpu_clock:>20s} {r['wer']:6.1%} "
               f"{r['offline_wer']:7.1%} {r['cpu_share'] or 0:5.2f} {r['decodes']:7d} "
               f"{r['load'][0]:8.2f}/{r['load'][1]:<8.2f}")  # fmt: skip
     parts = ("next update", "engine busy", "earlier hyps", "decode", "after", "hyps")
     print("\nwhere the latency went, per final word (medians; seconds, hyps a count)")
-    print(f"{'file':20s} " + " ".join(f"{p:>12s}" for p in parts))
+    print(f"{'file':22s} " + " ".join(f"{p:>12s}" for p in parts))
     for r in rows:
         b = r["breakdown"]
         if b:
             print(
-                f"{r['file']:20s} " + " ".join(f"{statistics.median(x[p] for x in b):12.2f}" for p in parts)
+                f"{r['file']:22s} " + " ".join(f"{statistics.median(x[p] for x in b):12.2f}" for p in parts)
             )
     peers = [r for r in rows if r.get("peer")]
     if peers:
@@ -328,15 +328,15 @@ def report(rows: list[dict]) -> None:
             f"\nstreaming peer, same files, same run: {name}; latency on the real clock, bound with the "
             "clock stopped during decodes (its --comp_unaware); decode s: the median decode's wall time"
         )
-        print(f"{'file':20s} {'latency':>20s} {'bound':>20s} {'WER':>6s} {'CPU':>5s} {'decodes':>7s} "
+        print(f"{'file':22s} {'latency':>20s} {'bound':>20s} {'WER':>6s} {'CPU':>5s} {'decodes':>7s} "
               f"{'decode s':>8s} {'load before/after':>17s}")  # fmt: skip
         for r in peers:
             p = r["peer"]
             if "error" in p:
-                print(f"{r['file']:20s} {p['error']}")
+                print(f"{r['file']:22s} {p['error']}")
             else:
                 decode, (before, after) = p["decode_seconds_median"], p["load"]
-                print(f"{r['file']:20s} {figures(p['latencies']):>20s} {figures(p['bound']):>20s} "
+                print(f"{r['file']:22s} {figures(p['latencies']):>20s} {figures(p['bound']):>20s} "
                       f"{p['wer']:6.1%} {p['cpu_share']:5.2f} {p['decodes']:7d} {decode:8.2f} "
                       f"{before:8.2f}/{after:<8.2f}")  # fmt: skip
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
@@ -345,7 +345,7 @@ def report(rows: list[dict]) -> None:
         lat = r["latencies"] or [float("inf")]
         med, p90, top = statistics.median(lat), percentile(lat, 0.9), max(lat)
         points = 100 * (r["wer"] - r["offline_wer"])
-        print(f"  {r['file']:20s} median {verdict(med <= TARGET_MEDIAN)}, p90 {verdict(p90 <= TARGET_P90)}, "
+        print(f"  {r['file']:22s} median {verdict(med <= TARGET_MEDIAN)}, p90 {verdict(p90 <= TARGET_P90)}, "
               f"max {verdict(top <= TARGET_MAX)}, "
               f"WER {points:+.1f} points {verdict(points <= TARGET_WER_POINTS)}, "
               f"CPU {verdict((r['cpu_share'] or 0) <= TARGET_CPU)}")  # fmt: skip

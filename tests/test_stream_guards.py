@@ -94,3 +94,26 @@ def test_a_hypothesis_that_stopped_at_the_pause_is_not_trusted_to_close_it(vad):
     fresh = HypothesisGuard(vad, CommitPolicy())
     assert fresh.trust_pause(stopped, 0.0, pause, pause.end + 0.5)
     assert fresh.retries == 0
+
+
+def test_a_word_stretched_over_speech_left_out_does_not_explain_it(vad):
+    """Whisper's alignment stretches the words around speech its reading left out over that
+    speech ("will" over "will please most any"; on a real call "I heard" over 2.1 s of "I need
+    the design. Okay, I thought, you know, I heard"): a word stands for at most a word's worth
+    of it, at its span's end. So the hole is held like any other, and counted if it is passed."""
+    stretched = [
+        Word(1.84, 3.3, " will", 0.9) if w.word == " will" else w for w in hyp(("please", "most", "any"))
+    ]
+    guard = HypothesisGuard(vad, CommitPolicy())
+    assert guard.unexplained(stretched, 0.0, 3.7) > 0.35
+    assert not guard.trust(stretched, 0.0, 3.7)
+    guard.count_unread(stretched, 0.0, 3.7)
+    assert guard.speech_unread > 0.35
+    # A long word or a number said in full is no stretch: "journey" 0.24 s, "1455" 1.2 s.
+    fresh = HypothesisGuard(vad, CommitPolicy())
+    slow = [Word(1.84, 2.84, " willingly", 0.9) if w.word == " will" else w for w in hyp(("please", "most"))]
+    assert fresh.unexplained(slow, 0.0, 3.7) < 0.35
+    number = [
+        Word(1.84, 3.04, " 1455", 0.9) if w.word == " will" else w for w in hyp(("please", "most", "any"))
+    ]
+    assert fresh.unexplained(number, 0.0, 3.7) < 0.35

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from npustream.asr.vad import SpeechRegion, VoiceActivity
-from npustream.stream.commit import CommitPolicy, cut_repetition
+from npustream.stream.commit import CommitPolicy, cut_repetition, norm
 from npustream.types import Word
 
 WORD_VAD_MARGIN = 0.1  # s: how far a word's aligned span may miss the VAD's speech
@@ -26,6 +26,16 @@ WORD_VAD_MIN = 0.06  # s: VAD speech a word's span (widened by the margin) must 
 UNEXPLAINED_SPEECH = 0.35  # s of VAD speech no word accounts for: the hypothesis left words out
 EXPLAIN_MARGIN = 0.2  # s: how far a word's aligned span may miss the speech it explains
 GO_ON_SPEECH = 1.0  # s of speech after a pause that a complete hypothesis has words for
+# The most speech a word accounts for: WORD_SECONDS plus LETTER_SECONDS a letter ("I" 0.34 s,
+# "heard" 0.7 s, "interesting" 1.24 s; Whisper base's words last 0.1-0.8 s) and DIGIT_SECONDS a
+# digit ("1455", "fourteen fifty-five": 1.45 s). Its alignment
+# stretches the words around speech it left out over that speech: on a real call, "I heard"
+# over 2.1 s of a second voice's "I need the design. Okay, I thought, you know, I heard" ("heard"
+# 1.36 s), the turn lost and nothing counted. A word stands for its span's end (its onset is
+# what alignment pulls back over the speech before it).
+WORD_SECONDS = 0.25
+LETTER_SECONDS = 0.09
+DIGIT_SECONDS = 0.3
 
 
 class HypothesisGuard:
@@ -80,10 +90,13 @@ class HypothesisGuard:
 
     def _gaps(self, words: Sequence[Word], t0: float, t1: float):
         """(where it begins: the end of the word before it, or t0; its VAD speech in s) for each
-        gap in [t0, t1) between the words' spans, widened by EXPLAIN_MARGIN, in time order."""
+        gap in [t0, t1) between the words' spans (each at most _longest), widened by
+        EXPLAIN_MARGIN, in time order."""
         cursor = start = t0
         for x in words:
-            gap_end = min(x.start - EXPLAIN_MARGIN, t1)
+            # (a span longer than a word's is stretched: its onset is not widened further)
+            onset = x.start - EXPLAIN_MARGIN if x.end - x.start <= _longest(x) else x.end - _longest(x)
+            gap_end = min(onset, t1)
             if gap_end > cursor:
                 yield start, self.vad.speech_in(cursor, gap_end)
             if x.end + EXPLAIN_MARGIN > cursor:
@@ -102,3 +115,10 @@ class HypothesisGuard:
         self.retry_unprompted = True
         self.retries += 1
         return False
+
+
+def _longest(word: Word) -> float:
+    """The most speech a word's span can stand for (s)."""
+    spelled = norm(word.word)
+    digits = sum(c.isdigit() for c in spelled)
+    return WORD_SECONDS + LETTER_SECONDS * (len(spelled) - digits) + DIGIT_SECONDS * digits
