@@ -91,9 +91,9 @@ class CommitPolicy:
         think")."""
         after = [(w.start + w.end) / 2 >= self.last_final_end - TIME_SLACK for w in hypothesis]
         words = [w for w, a in zip(hypothesis, after, strict=True) if a]
-        if words and words[0].probability >= SAID_AGAIN:
-            if self._read_in_place([w for w, a in zip(hypothesis, after, strict=True) if not a]):
-                return words
+        before = [w for w, a in zip(hypothesis, after, strict=True) if not a]
+        if words and words[0].probability >= SAID_AGAIN and self._read_in_place(before):
+            return words
         # A final word whose timestamp moved later in this decode: recognise it by its text.
         recent = [norm(w.word) for w in list(self.finals)[-MAX_OVERLAP_WORDS:]]
         for k in range(min(len(recent), len(words)), 0, -1):

@@ -28,11 +28,11 @@ EXPLAIN_MARGIN = 0.2  # s: how far a word's aligned span may miss the speech it 
 GO_ON_SPEECH = 1.0  # s of speech after a pause that a complete hypothesis has words for
 # The most speech a word accounts for: WORD_SECONDS plus LETTER_SECONDS a letter ("I" 0.34 s,
 # "heard" 0.7 s, "interesting" 1.24 s; Whisper base's words last 0.1-0.8 s) and DIGIT_SECONDS a
-# digit ("1455", "fourteen fifty-five": 1.45 s). Its alignment
-# stretches the words around speech it left out over that speech: on a real call, "I heard"
-# over 2.1 s of a second voice's "I need the design. Okay, I thought, you know, I heard" ("heard"
-# 1.36 s), the turn lost and nothing counted. A word stands for its span's end (its onset is
-# what alignment pulls back over the speech before it).
+# digit ("1455", "fourteen fifty-five": 1.45 s). Whisper's alignment stretches the words around
+# speech its reading left out over that speech: on a real call, "I heard" over 2.1 s of a second
+# voice's "I need the design. Okay, I thought, you know, I heard" ("heard" 1.36 s), the turn lost
+# and nothing counted. A word stands for its span's end (its onset is what alignment pulls back
+# over the speech before it).
 WORD_SECONDS = 0.25
 LETTER_SECONDS = 0.09
 DIGIT_SECONDS = 0.3
