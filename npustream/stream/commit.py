@@ -103,8 +103,9 @@ class CommitPolicy:
         # "what" is heard), aligned over most of the same audio: it is the same word.
         if words and self.finals:
             last = self.finals[-1]
-            shared = min(words[0].end, last.end) - max(words[0].start, last.start)
-            if shared >= max(TIME_SLACK, SAME_AUDIO * (last.end - last.start)):
+            if self._shared_with_newest_final(words[0]) >= max(
+                TIME_SLACK, SAME_AUDIO * (last.end - last.start)
+            ):
                 return words[1:]
         return words
 
@@ -114,8 +115,13 @@ class CommitPolicy:
         if not before or not self.finals:
             return False
         last, word = self.finals[-1], before[-1]
-        shared = min(word.end, last.end) - max(word.start, last.start)
-        return norm(word.word) == norm(last.word) and shared >= SAME_AUDIO * (last.end - last.start)
+        same_audio = self._shared_with_newest_final(word) >= SAME_AUDIO * (last.end - last.start)
+        return norm(word.word) == norm(last.word) and same_audio
+
+    def _shared_with_newest_final(self, word: Word) -> float:
+        """Seconds of the newest final word's span that a word's span covers."""
+        last = self.finals[-1]
+        return min(word.end, last.end) - max(word.start, last.start)
 
     def agreed(self, hypothesis: list[Word], previous: list[Word]) -> list[Word]:
         """LocalAgreement-2: the common prefix of this hypothesis' pending tail and a previous
