@@ -17,7 +17,14 @@ import pytest
 from npustream.asr.audio import load_audio
 from npustream.asr.decoder import WindowDecode
 from npustream.asr.vad import VoiceActivity
-from npustream.stream.captioner import DOUBT_CONTEXT, DOUBTFUL, RIGHT_CONTEXT, UNREAD_TURN, Captioner
+from npustream.stream.captioner import (
+    DOUBT_CONTEXT,
+    DOUBTFUL,
+    RIGHT_CONTEXT,
+    STALLED,
+    UNREAD_TURN,
+    Captioner,
+)
 from npustream.stream.commit import norm
 from npustream.stream.config import StreamConfig
 from npustream.stream.latency import FinalLatency
@@ -745,3 +752,53 @@ def test_a_word_said_again_right_after_it_was_final_is_published_again(audio_dir
     events = replay(audio, captioner)
     assert text_of(events) == "ring, ring will please most any girl. The long journey home took a year."
     assert captioner.guard.speech_unread == 0
+
+
+class FillerComesAndGoes(ReadsOverVad):
+    """ReadsOverVad's words, spelled with two letters (so none stands for more than 0.43 s of
+    speech: guards._longest), and only one decode in `every` reads the word at FILLER s: the
+    others leave it out and stretch the word after it back over most of its speech, as Whisper's
+    alignment does (a real call, read in turns as "at least, you know, they all" and "at least
+    they[24.32-25.32] all"). Speech goes on for 4 s after it, with no pause."""
+
+    FILLER = 5.2  # s
+
+    def __init__(self, audio: np.ndarray, every: int, phase: int):
+        super().__init__(audio, short=0.0)
+        letters = "abcdefghijklmnopqrstuvwxyz"
+        self.words = [
+            replace(w, word=" " + letters[i // 26] + letters[i % 26]) for i, w in enumerate(self.words)
+        ]
+        self.filler = next(i for i, w in enumerate(self.words) if w.start <= self.FILLER < w.end)
+        self.every, self.phase, self.decodes = every, phase, 0
+
+    def decode_window(self, audio, *, offset=0.0, **kwargs):
+        self.decodes += 1
+        words, i = self.words, self.filler
+        if self.decodes % self.every != self.phase:
+            self.words = [*words[:i], replace(words[i + 1], start=words[i].start + 0.2), *words[i + 2 :]]
+        try:
+            return super().decode_window(audio, offset=offset, **kwargs)
+        finally:
+            self.words = words
+
+
+@pytest.mark.parametrize("every, phase", [(2, 0), (2, 1)])
+def test_readings_that_flip_between_two_versions_agree_once_the_word_waited(lj_stream, every, phase):
+    """Readings that leave a filler out and readings that have it never all agree: the words
+    from it waited for the pause 4.5 s later, and were then read as the one reading that closed
+    it had them, with or without the filler. Once the first of them waited STALLED, two readings
+    agreeing do: the filler is published with the next two readings that have it, and every word
+    once, in order. (Readings without it that agree are not taken while one has words for more of
+    the speech, as the one before them did: measured on the call, tests/test_stream_call.py.)"""
+    cost = 0.3  # s a decode
+    audio = lj_stream[: 14 * 16000]
+    recognizer = FillerComesAndGoes(audio, every, phase)
+    clock = FixedCost(recognizer, cost)
+    captioner = Captioner(clock, StreamConfig(source="sample", language="en"))
+    events = replay(audio, captioner, clock=clock)
+    assert [w.word for w in spoken(events)] == [w.word.rstrip(".") for w in recognizer.words]
+    filler = recognizer.words[recognizer.filler]
+    published = next(t for t, e in events if e.kind == "final" for w in e.words if w.word == filler.word)
+    assert published - filler.end < STALLED + (every + 1) * cost
+    assert captioner.vad.pauses(filler.end, published + 1.0, captioner._endpoint) == []  # the premise

@@ -17,9 +17,9 @@ it: a decode could not close it yet), and then:
     speech stays for the next decode;
   - otherwise (also in a pause shorter than that: it only stops the speech) local agreement
     decides between readings of different audio (AGREEMENT_SPAN apart, and all those between;
-    a word the decoder doubts waits for more speech after it), and a window longer than
-    trim_seconds is cut at the end of its newest final segment (a shorter window decodes
-    faster and drifts less).
+    a word the decoder doubts waits for more speech after it; words that waited STALLED take any
+    two readings that agree), and a window longer than trim_seconds is cut at the end of its
+    newest final segment (a shorter window decodes faster and drifts less).
 The last word a hypothesis heard is final like any other, its mark (".", ",", "?", none) held:
 only the speech after it tells whether the sentence ended there. The decode that makes the next
 words final reads the mark; a sentence that ended in a pause ends the utterance there (_final).
@@ -74,6 +74,12 @@ OVERFLOW_MARGIN = 2.0  # s of room left when the window counts as about to overf
 # 2.1 %). Whisper base's "asked not" for "ask not" before a pause is not settled by agreement:
 # the decoder doubts it (DOUBTFUL).
 AGREEMENT_SPAN = 0.3  # s
+# Readings that flip between two versions ("at least, you know, they all" / "at least they all"
+# on a real call: a filler read in every other decode) never all agree: once the first pending
+# word has this much audio after it, two readings agreeing will do (LocalAgreement-2), when no
+# recent reading has words for more of the speech (the filler is read, not dropped).
+STALLED = 2.0  # s
+MORE_COMPLETE = 0.05  # s: a reading with words for this much more of the heard speech is more complete
 SILENCE_EVIDENCE = 0.2  # s of silence after pending words one more decode hears (_heard_out)
 LANGUAGE_KEEP = 0.9  # a detection this sure holds for the utterance's next decodes ...
 LANGUAGE_RECHECK = 1.0  # ... until this many s of new audio arrived
@@ -388,12 +394,27 @@ class Captioner:
 
     def _agreed(self, words: list[Word], previous: _Reading) -> list[Word]:
         """The pending words this hypothesis, the previous reading and every reading since read
-        the same (CommitPolicy.agreed with each)."""
+        the same (CommitPolicy.agreed with each); once the first of them has waited STALLED,
+        those it reads as any one earlier reading of AGREEMENT_SPAN less audio did."""
         agreed = self.policy.agreed(words, previous.words)
         for reading in self._readings:
             if reading.end > previous.end:
                 agreed = agreed[: len(self.policy.agreed(words, reading.words))]
+        pending = self.policy.pending(words)
+        if pending and self.window.end - pending[0].end >= STALLED:
+            pair = max(
+                (self.policy.agreed(words, r.words) for r in self._readings if r.end <= previous.end),
+                key=len,
+                default=[],
+            )
+            if len(pair) > len(agreed) and self._most_complete(words, pending[0].start, pair[-1].end):
+                agreed = pair
         return agreed
+
+    def _most_complete(self, words: list[Word], t0: float, t1: float) -> bool:
+        """No recent reading has words for more of the speech heard in [t0, t1) than this one."""
+        mine = self.guard.unexplained(words, t0, t1)
+        return all(mine <= self.guard.unexplained(r.words, t0, t1) + MORE_COMPLETE for r in self._readings)
 
     def _doubted(self, word: Word, heard_until: float) -> bool:
         """Two agreeing readings are weak evidence for a word the decoder doubts (the newest
