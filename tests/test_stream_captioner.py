@@ -22,6 +22,7 @@ from npustream.stream.captioner import (
     DOUBTFUL,
     RIGHT_CONTEXT,
     STALLED,
+    UNAGREED,
     UNREAD_TURN,
     Captioner,
 )
@@ -802,3 +803,41 @@ def test_readings_that_flip_between_two_versions_agree_once_the_word_waited(lj_s
     published = next(t for t, e in events if e.kind == "final" for w in e.words if w.word == filler.word)
     assert published - filler.end < STALLED + (every + 1) * cost
     assert captioner.vad.pauses(filler.end, published + 1.0, captioner._endpoint) == []  # the premise
+
+
+class SpelledAnew(FillerComesAndGoes):
+    """FillerComesAndGoes' words, every decode reading each of them, but each decode spelling the
+    word at FILLER s its own way: no two readings agree on it (a second voice's turn over the
+    first's last words on a real call: "Neither design. Okay." / "Need the design. Okay." / "I
+    need the design. Okay. I think." / "Needs a design. Okay, I thought.")."""
+
+    def decode_window(self, audio, *, offset=0.0, **kwargs):
+        self.decodes += 1
+        words, i = self.words, self.filler
+        self.words = [*words[:i], replace(words[i], word=f"{words[i].word}{self.decodes}"), *words[i + 1 :]]
+        try:
+            return ReadsOverVad.decode_window(self, audio, offset=offset, **kwargs)
+        finally:
+            self.words = words
+
+
+def test_words_no_two_readings_agree_on_are_final_once_they_waited(lj_stream):
+    """The words from one no two readings agree on waited for the pause 4.5 s later. Once they
+    waited UNAGREED, they are final as the newest reading has them (no reading has words for more
+    of the speech), each once, in order."""
+    cost = 0.3  # s a decode
+    audio = lj_stream[: 14 * 16000]
+    recognizer = SpelledAnew(audio, 1, 0)
+    clock = FixedCost(recognizer, cost)
+    captioner = Captioner(clock, StreamConfig(source="sample", language="en"))
+    events = replay(audio, captioner, clock=clock)
+    i = recognizer.filler
+    heard = [w.word for w in spoken(events)]
+    assert heard[i].startswith(recognizer.words[i].word)
+    assert heard[:i] + heard[i + 1 :] == [
+        w.word.rstrip(".") for w in recognizer.words[:i] + recognizer.words[i + 1 :]
+    ]
+    spelled = recognizer.words[i]
+    published = next(t for t, e in events if e.kind == "final" for w in e.words if w.word == heard[i])
+    assert published - spelled.end < UNAGREED + 2 * cost
+    assert captioner.vad.pauses(spelled.end, published + 1.0, captioner._endpoint) == []  # the premise

@@ -18,8 +18,9 @@ it: a decode could not close it yet), and then:
   - otherwise (also in a pause shorter than that: it only stops the speech) local agreement
     decides between readings of different audio (AGREEMENT_SPAN apart, and all those between;
     a word the decoder doubts waits for more speech after it; words that waited STALLED take any
-    two readings that agree), and a window longer than trim_seconds is cut at the end of its
-    newest final segment (a shorter window decodes faster and drifts less).
+    two readings that agree, and after UNAGREED one reading does), and a window longer than
+    trim_seconds is cut at the end of its newest final segment (a shorter window decodes faster
+    and drifts less).
 The last word a hypothesis heard is final like any other, its mark (".", ",", "?", none) held:
 only the speech after it tells whether the sentence ended there. The decode that makes the next
 words final reads the mark; a sentence that ended in a pause ends the utterance there (_final).
@@ -76,10 +77,14 @@ OVERFLOW_MARGIN = 2.0  # s of room left when the window counts as about to overf
 AGREEMENT_SPAN = 0.3  # s
 # Readings that flip between two versions ("at least, you know, they all" / "at least they all"
 # on a real call: a filler read in every other decode) never all agree: once the first pending
-# word has this much audio after it, two readings agreeing will do (LocalAgreement-2), when no
-# recent reading has words for more of the speech (the filler is read, not dropped).
+# word has STALLED of audio after it, two readings agreeing will do (LocalAgreement-2); words
+# that waited UNAGREED (a second voice's turn over the first's last words, read another way by
+# each decode) are final as this reading has them. Either only when no recent reading has words
+# for more of the heard speech (MORE_COMPLETE): the filler is read, not dropped. Issue 10's bound
+# on a word's latency is 3.5 s; a decode takes 0.3-0.5 s here.
 STALLED = 2.0  # s
-MORE_COMPLETE = 0.05  # s: a reading with words for this much more of the heard speech is more complete
+UNAGREED = 2.6  # s
+MORE_COMPLETE = 0.05  # s of heard speech
 SILENCE_EVIDENCE = 0.2  # s of silence after pending words one more decode hears (_heard_out)
 LANGUAGE_KEEP = 0.9  # a detection this sure holds for the utterance's next decodes ...
 LANGUAGE_RECHECK = 1.0  # ... until this many s of new audio arrived
@@ -395,7 +400,9 @@ class Captioner:
     def _agreed(self, words: list[Word], previous: _Reading) -> list[Word]:
         """The pending words this hypothesis, the previous reading and every reading since read
         the same (CommitPolicy.agreed with each); once the first of them has waited STALLED,
-        those it reads as any one earlier reading of AGREEMENT_SPAN less audio did."""
+        those it reads as any one earlier reading of AGREEMENT_SPAN less audio did, and those that
+        waited UNAGREED and the previous reading heard too (read another way: not a slow engine's
+        first reading of them), when no recent reading has words for more of the speech."""
         agreed = self.policy.agreed(words, previous.words)
         for reading in self._readings:
             if reading.end > previous.end:
@@ -409,6 +416,9 @@ class Captioner:
             )
             if len(pair) > len(agreed) and self._most_complete(words, pending[0].start, pair[-1].end):
                 agreed = pair
+            waited = [x for x in pending if x.end <= min(previous.end, self.window.end - UNAGREED)]
+            if len(waited) > len(agreed) and self._most_complete(words, pending[0].start, waited[-1].end):
+                agreed = waited
         return agreed
 
     def _most_complete(self, words: list[Word], t0: float, t1: float) -> bool:
