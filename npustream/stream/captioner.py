@@ -242,10 +242,11 @@ class Captioner:
         self._reread_mark(words)
         events, pauses, since, held = self._close_pauses(words, since, found, ended)
         self._label_language()  # the utterances closed above keep the language they were read in
-        held = self._hold(words, previous, since, closing, overflow, held)
+        agreed = [] if held or closing or overflow else self._agreed(words, previous)
+        held = self._hold(words, agreed, since, closing, held)
         ended = closing and not held
         overflow_cut = self._overflow_cut(words, segments, since) if overflow and not ended else None
-        commit = self._commit(words, previous, ended, overflow_cut, held)
+        commit = self._commit(words, previous, agreed, ended, overflow_cut, held)
         self._readings.append(_Reading(w.end, words))
         self._last_segments = None if (held or ended) else segments
         events += self._final(
@@ -346,35 +347,32 @@ class Captioner:
         speech is the guard's question: HypothesisGuard.trust_pause.)"""
         return self.vad.speech_in(pause_end, self.window.end) >= RIGHT_CONTEXT
 
-    def _hold(
-        self, words: list[Word], previous: _Reading, since: float, closing: bool, overflow: bool, held: bool
-    ) -> bool:
+    def _hold(self, words: list[Word], agreed: list[Word], since: float, closing: bool, held: bool) -> bool:
         """Whether to hold back this update's commits: the hypothesis leaves out speech the VAD
-        heard before the words that would become final."""
+        heard before the words that would become final (all of them when the utterance closes;
+        else the agreed ones: none on overflow)."""
         if held:
             return True
         if closing:
             return not self.guard.trust(words, since, self.vad.last_speech_end() or self.window.end)
-        if overflow:
-            return False
-        agreed = self._agreed(words, previous)
         return bool(agreed) and not self.guard.trust(words, since, agreed[-1].end)
 
     def _commit(
         self,
         words: list[Word],
         previous: _Reading,
+        agreed: list[Word],
         closing: bool,
         overflow_cut: _OverflowCut | None,
         held: bool,
     ) -> Commit:
         """Which words are final. Local agreement between hypotheses of different audio
-        (_agreed), less words ending so close to the window's end they may be cut off
-        and words the decoder doubts (_doubted); the last word heard is final without its mark
-        (_final). Words before a pause that agreement leaves pending wait for the speech after
-        it (a pause inside the window then commits them, read in context, as offline
-        transcription reads them) or for utterance_end_ms of silence: then all are final. On
-        overflow: those before the cut (_overflow_cut).
+        (agreed: _agreed with the previous reading), less words ending so close to the window's
+        end they may be cut off and words the decoder doubts (_doubted); the last word heard is
+        final without its mark (_final). Words before a pause that agreement leaves pending wait
+        for the speech after it (a pause inside the window then commits them, read in context, as
+        offline transcription reads them) or for utterance_end_ms of silence: then all are final.
+        On overflow: those before the cut (_overflow_cut).
         None when held."""
         pending = self.policy.pending(words)
         if closing:
@@ -383,7 +381,7 @@ class Captioner:
             return self.policy.commit_before(words, overflow_cut.final_before)
         if held:
             return Commit([], pending)
-        n = len(self._agreed(words, previous))
+        n = len(agreed)
         while n and pending[n - 1].end > self.window.end - EDGE_MARGIN:
             n -= 1
         n = next((k for k in range(n) if self._doubted(pending[k], previous.end)), n)
