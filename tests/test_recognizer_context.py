@@ -96,6 +96,23 @@ def test_engines_built_for_30_s_always_get_the_full_context(recognizer, audio_di
         recognizer.engine = real
 
 
+def test_warming_up_encodes_both_contexts_the_stream_will_use(recognizer, recording):
+    # The daemon's start-up: a fitted decode of 1 s of noise, then the full context that overflow,
+    # closing and retry decodes use, so its buffers are in place before the stream's threads run.
+    recognizer.warm_up()
+    assert recording.frames[0] == fitted_frames(100) and recording.frames[-1] == N_FRAMES
+
+
+def test_an_engine_built_for_30_s_warms_up_once_on_it(recognizer):
+    real = recognizer.engine
+    recognizer.engine = RecordingEngine(real, any_length=False)
+    try:
+        recognizer.warm_up()
+        assert recognizer.engine.frames == [N_FRAMES]
+    finally:
+        recognizer.engine = real
+
+
 def test_phrases_said_twice_are_recognised():
     assert repeats_a_phrase("Come quickly. Come quickly.")
     assert repeats_a_phrase("A severe storm tore down the barn. A severe storm tore down the barn.")

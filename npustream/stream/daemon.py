@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from npustream import log
-from npustream.asr.audio import SAMPLE_RATE
 from npustream.errors import AudioError, NpustreamError
 from npustream.protocol import control
 from npustream.protocol.messages import STATUS, caption_body, topic_of
@@ -110,9 +109,7 @@ class Daemon:
         self.notifier.status("loading model")
         self.recognizer = Recognizer(self.cfg.recognizer_config())
         t0 = time.perf_counter()
-        # The first decode allocates and tunes; do it now with noise (silence may short-cut).
-        noise = np.random.default_rng(0).normal(0, 0.05, SAMPLE_RATE).astype(np.float32)
-        self.recognizer.decode_window(noise)
+        self.recognizer.warm_up()
         logger.info(
             "engine_warm", engine=self.recognizer.engine_name, seconds=round(time.perf_counter() - t0, 2)
         )
