@@ -161,11 +161,12 @@ def test_markup_stays_text_and_a_restarted_daemon_is_followed(tmp_path, browser)
 def test_real_daemon_captions_in_the_page_and_overlay(tmp_path, browser, audio_dir, transcripts):
     from daemon_harness import Daemon
 
-    daemon = Daemon(tmp_path / "daemon", ["--source", f"file:{audio_dir / 'jfk.flac'}", "--language", "en"])
-    web = None
+    # The page and the overlay are open before the daemon starts: it speaks the 11 s clip from
+    # READY on and exits at its end, and in a loaded CI run a web server and a browser started
+    # after READY once came up after that (nothing left to show for 90 s).
+    pub, ctl = f"ipc://{tmp_path}/daemon/captions.sock", f"ipc://{tmp_path}/daemon/control.sock"
+    daemon, web = None, WebServer(tmp_path, pub, ctl)
     try:
-        daemon.wait_ready()
-        web = WebServer(tmp_path, daemon.pub, daemon.ctl)
         browser.get(web.url)
         overlay = chromium()
         try:
@@ -173,6 +174,11 @@ def test_real_daemon_captions_in_the_page_and_overlay(tmp_path, browser, audio_d
                 "Emulation.setDefaultBackgroundColorOverride", {"color": {"r": 0, "g": 0, "b": 0, "a": 0}}
             )  # OBS sees through it
             overlay.get(web.url + "overlay")
+            daemon = Daemon(
+                tmp_path / "daemon", ["--source", f"file:{audio_dir / 'jfk.flac'}", "--language", "en"]
+            )
+            assert (daemon.pub, daemon.ctl) == (pub, ctl)
+            daemon.wait_ready()
             page_finals = (
                 "return Array.from(document.querySelectorAll('#transcript .final'))"
                 ".map(e => e.textContent).join(' ')"
@@ -202,10 +208,10 @@ def test_real_daemon_captions_in_the_page_and_overlay(tmp_path, browser, audio_d
         pixels = Image.open(shot)
         assert pixels.mode == "RGBA" and pixels.getpixel((5, 5))[3] == 0  # transparent around the box
     finally:
-        if web is not None:
-            web.stop()
-        daemon.stop()
-        daemon.close()
+        web.stop()
+        if daemon is not None:
+            daemon.stop()
+            daemon.close()
 
 
 def test_options_come_from_the_daemons_config_and_flags(tmp_path):
