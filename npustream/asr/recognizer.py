@@ -132,9 +132,10 @@ class Recognizer:
         noise (silence may short-cut). With fitted contexts, a full one is encoded as well:
         overflow, closing and retry decodes use it, and its buffers (a 30 s window's attention
         scores alone are 72 MiB) allocated now, before the stream's threads allocate around
-        them, keep the heap from growing in pieces later (the peak resident memory of
-        tests/test_stream_soak.py, over the daemon's at READY: 98-212 MiB in 8 runs without
-        this, 57-130 MiB in 7 with it, over a READY 35-40 MiB higher)."""
+        them, leave less of the heap to grow in pieces in the first minutes (the peak resident
+        memory of tests/test_stream_soak.py, over the daemon's at READY: 98-212 MiB in 8 runs
+        without this, 57-130 MiB in 7 with it, over a READY 35-40 MiB higher; the 60-minute
+        bench/bench_soak.py still peaks higher in its second half, with it or without)."""
         noise = np.random.default_rng(0).normal(0, 0.05, SAMPLE_RATE).astype(np.float32)
         self.decode_window(noise)
         if self.config.context == "fit" and self.engine.any_length:
